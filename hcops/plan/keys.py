@@ -1,0 +1,143 @@
+"""CometBFT node and validator keys in the upstream JSON formats, kept in the state directory.
+
+Keys are generated once and never regenerated: directories 0700, files 0600, written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from hcops.errors import InvalidInput
+
+PRIV_VALIDATOR_KEY = "priv_validator_key.json"
+NODE_KEY = "node_key.json"
+PRIV_VALIDATOR_STATE = "priv_validator_state.json"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _address(pub: bytes) -> bytes:
+    return hashlib.sha256(pub).digest()[:20]
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """What may be shown and rendered anywhere: node ID, validator address and public key."""
+
+    node_id: str  # lowercase hex of the node key's address
+    validator_address: str  # uppercase hex, as in priv_validator_key.json and genesis
+    validator_pub_key: str  # base64 ed25519 public key
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """Atomic write of a secret: a 0600 temp file in the 0700 target folder, then rename."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _new_key_json() -> tuple[bytes, bytes]:
+    key = Ed25519PrivateKey.generate()
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return seed + pub, pub  # CometBFT stores the 64-byte form: seed || public key
+
+
+def _pub_from_private(value: str, file: Path) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 64:
+        raise InvalidInput(f"{file}: not a CometBFT ed25519 private key (expected 64 bytes, base64)")
+    pub = Ed25519PrivateKey.from_private_bytes(raw[:32]).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+    if pub != raw[32:]:
+        raise InvalidInput(f"{file}: private key and embedded public key do not match")
+    return pub
+
+
+class KeyStore:
+    """``<state>/keys/<node>/`` holds one node's ``node_key.json`` and ``priv_validator_key.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def node_dir(self, node: str) -> Path:
+        return self.root / "keys" / node
+
+    def ensure(self, node: str) -> PublicKeys:
+        """Create the node's keys if absent; return its public identity."""
+        folder = self.node_dir(node)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for parent in (self.root, self.root / "keys", folder):
+            os.chmod(parent, 0o700)
+        nk, pv = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
+        if not nk.exists():
+            priv, _ = _new_key_json()
+            doc = {"priv_key": {"type": "tendermint/PrivKeyEd25519", "value": _b64(priv)}}
+            write_private(nk, json.dumps(doc, indent=2).encode())
+        if not pv.exists():
+            priv, pub = _new_key_json()
+            doc = {
+                "address": _address(pub).hex().upper(),
+                "pub_key": {"type": "tendermint/PubKeyEd25519", "value": _b64(pub)},
+                "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": _b64(priv)},
+            }
+            write_private(pv, json.dumps(doc, indent=2).encode())
+        return self.public(node)
+
+    def public(self, node: str) -> PublicKeys:
+        folder = self.node_dir(node)
+        node_pub = _pub_from_private(self._read(folder / NODE_KEY)["priv_key"]["value"], folder / NODE_KEY)
+        pv = self._read(folder / PRIV_VALIDATOR_KEY)
+        val_pub = _pub_from_private(pv["priv_key"]["value"], folder / PRIV_VALIDATOR_KEY)
+        return PublicKeys(node_id=_address(node_pub).hex(), validator_address=_address(val_pub).hex().upper(),
+                          validator_pub_key=_b64(val_pub))
+
+    def private_files(self, node: str) -> dict[str, bytes]:
+        """The key files' bytes, for handing to a node. Never log or render these."""
+        folder = self.node_dir(node)
+        return {name: (folder / name).read_bytes() for name in (NODE_KEY, PRIV_VALIDATOR_KEY)}
+
+    def remove(self, node: str) -> None:
+        folder = self.node_dir(node)
+        for child in folder.glob("*"):
+            child.unlink()
+        if folder.exists():
+            folder.rmdir()
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = json.loads(path.read_text())
+            return doc
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInput(f"{path}: unreadable key file ({exc.__class__.__name__}); "
+                               "restore it from backup or remove the node's key folder to rotate") from None
+
+
+def initial_validator_state() -> bytes:
+    return json.dumps({"height": "0", "round": 0, "step": 0}, indent=2).encode()

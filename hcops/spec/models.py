@@ -1,0 +1,216 @@
+"""The consortium spec as frozen, typed models. Parsed once at the boundary; nothing downstream reads raw dicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hcops.providers.ansible.settings import AnsibleSettings
+from hcops.providers.docker.settings import DockerSettings
+from hcops.providers.kubernetes.settings import KubernetesSettings
+from hcops.spec.types import ChainId, Cpu, Duration, Image, Memory, Name, PositiveInt
+
+API_VERSION = "hcops/v1alpha1"
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=camel)
+
+
+class OrgRole(StrEnum):
+    provider = "provider"
+    payer = "payer"
+    pharmacy = "pharmacy"
+    laboratory = "laboratory"
+    regulator = "regulator"
+    research = "research"
+
+
+class NodeRole(StrEnum):
+    validator = "validator"
+    observer = "observer"
+
+
+class Exposure(StrEnum):
+    """How far the RPC endpoint reaches: the node's host only, the consortium's private network,
+    the members' networks, or anyone."""
+
+    host = "host"
+    internal = "internal"
+    consortium = "consortium"
+    public = "public"
+
+
+class Chain(Model):
+    engine: Literal["cometbft"] = "cometbft"
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    image: Image
+    chain_id: ChainId
+    block_interval: Duration = Field(default=dt.timedelta(seconds=1), description="CometBFT timeout_commit.")
+    app: Literal["kvstore"] = "kvstore"
+
+
+class Resources(Model):
+    cpu: Cpu = "500m"
+    memory: Memory = "512Mi"
+
+
+class Storage(Model):
+    size: Memory = "10Gi"
+    encrypted: bool = True
+
+
+class Defaults(Model):
+    resources: Resources = Resources()
+    storage: Storage = Storage()
+
+
+class Baa(Model):
+    signed: bool
+    signed_on: dt.date | None = None
+
+
+class Contact(Model):
+    break_glass: str | None = Field(None, min_length=3)
+
+
+class Node(Model):
+    name: Name
+    role: NodeRole = NodeRole.validator
+    power: PositiveInt | None = None
+    image: Image | None = Field(None, description="Overrides spec.chain.image for this node.")
+    resources: Resources | None = None
+    storage: Storage | None = None
+
+
+class Organization(Model):
+    name: Name
+    role: OrgRole
+    covered_entity: bool = False
+    baa: Baa | None = None
+    contact: Contact | None = None
+    nodes: tuple[Node, ...] = ()
+
+
+class Rpc(Model):
+    exposure: Exposure = Exposure.internal
+    tls: bool = False
+    cors: tuple[str, ...] = ()
+    unsafe: bool = False
+
+
+class P2p(Model):
+    pex: bool = False
+    addr_book_strict: bool = True
+    allow_duplicate_ip: bool = False
+
+
+class Network(Model):
+    rpc: Rpc = Rpc()
+    p2p: P2p = P2p()
+
+
+class Data(Model):
+    phi_on_chain: Literal["none", "hashes-only", "allowed"] = "none"
+    tx_index: Literal["off", "kv"] = "off"
+
+
+class Audit(Model):
+    enabled: bool = True
+    interval: Duration = dt.timedelta(seconds=30)
+    retention_days: int = Field(2190, ge=1)
+    anchor_to_chain: bool = False
+
+
+class Backup(Model):
+    enabled: bool = False
+    schedule: str | None = Field(None, pattern=r"^(@\w+|(\S+\s+){4}\S+)$")
+    retention_days: int = Field(2190, ge=1)
+
+
+class Provider(Model):
+    type: Literal["docker", "kubernetes", "ansible"] = "docker"
+    docker: DockerSettings = DockerSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    ansible: AnsibleSettings = AnsibleSettings()
+
+
+class Metadata(Model):
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ConsortiumSpec(Model):
+    chain: Chain
+    defaults: Defaults = Defaults()
+    organizations: tuple[Organization, ...] = Field(min_length=1)
+    network: Network = Network()
+    data: Data = Data()
+    audit: Audit = Audit()
+    backup: Backup = Backup()
+    provider: Provider = Provider()
+
+
+class ResolvedNode(BaseModel):
+    """A node with the defaults applied and its place in the spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    org: str
+    org_role: OrgRole
+    role: NodeRole
+    power: int
+    image: str
+    resources: Resources
+    storage: Storage
+    index: int  # position among all nodes, stable for port and address allocation
+    path: str  # e.g. spec.organizations[0].nodes[0]
+
+    @property
+    def is_validator(self) -> bool:
+        return self.role is NodeRole.validator
+
+
+class Consortium(Model):
+    api_version: Literal["hcops/v1alpha1"]
+    kind: Literal["Consortium"]
+    metadata: Metadata
+    spec: ConsortiumSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @cached_property
+    def nodes(self) -> tuple[ResolvedNode, ...]:
+        out: list[ResolvedNode] = []
+        d = self.spec.defaults
+        for oi, org in enumerate(self.spec.organizations):
+            for ni, node in enumerate(org.nodes):
+                out.append(ResolvedNode(
+                    name=node.name, org=org.name, org_role=org.role, role=node.role,
+                    power=(node.power or 0) if node.role is NodeRole.validator else 0,
+                    image=node.image or self.spec.chain.image,
+                    resources=node.resources or d.resources, storage=node.storage or d.storage,
+                    index=len(out), path=f"spec.organizations[{oi}].nodes[{ni}]"))
+        return tuple(out)
+
+    @property
+    def validators(self) -> tuple[ResolvedNode, ...]:
+        return tuple(n for n in self.nodes if n.is_validator)
+
+    def node(self, name: str) -> ResolvedNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)

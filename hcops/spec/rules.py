@@ -1,0 +1,87 @@
+"""Semantic checks that span fields: names, validator set, consensus sanity."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from fractions import Fraction
+
+from hcops.errors import Diagnostic
+from hcops.spec.models import Consortium, NodeRole
+from hcops.spec.source import SourceMap
+
+BFT_MIN_VALIDATORS = 4
+
+
+def _diag(sources: SourceMap, path: str, message: str, severity: str = "error") -> Diagnostic:
+    from hcops.spec.paths import parse_path
+
+    return Diagnostic(message, path=path, location=sources.locate(parse_path(path)), severity=severity)
+
+
+def _names(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
+    orgs = Counter(o.name for o in c.spec.organizations)
+    nodes = Counter(n.name for o in c.spec.organizations for n in o.nodes)
+    seen_orgs: set[str] = set()
+    seen_nodes: set[str] = set()
+    for oi, org in enumerate(c.spec.organizations):
+        if orgs[org.name] > 1 and org.name in seen_orgs:
+            yield _diag(sources, f"spec.organizations[{oi}].name",
+                        f'duplicate organization name "{org.name}"; names must be unique')
+        seen_orgs.add(org.name)
+        for ni, node in enumerate(org.nodes):
+            if nodes[node.name] > 1 and node.name in seen_nodes:
+                yield _diag(sources, f"spec.organizations[{oi}].nodes[{ni}].name",
+                            f'duplicate node name "{node.name}"; node names must be unique across the consortium')
+            seen_nodes.add(node.name)
+
+
+def _powers(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
+    for oi, org in enumerate(c.spec.organizations):
+        for ni, node in enumerate(org.nodes):
+            path = f"spec.organizations[{oi}].nodes[{ni}]"
+            if node.role is NodeRole.validator and node.power is None:
+                yield _diag(sources, path, "expected a positive integer power for a validator, got none")
+            if node.role is NodeRole.observer and node.power is not None:
+                yield _diag(sources, f"{path}.power",
+                            f"an observer has no voting power; remove power (got {node.power})")
+
+
+def _consensus(c: Consortium, sources: SourceMap, environment: str | None) -> Iterator[Diagnostic]:
+    validators = c.validators
+    if not validators:
+        yield _diag(sources, "spec.organizations", "expected at least one validator, got none")
+        return
+    strict = environment != "dev"
+    level = "error" if strict else "warning"
+    suffix = "" if not strict else " (allowed only with --env dev)"
+    if len(validators) < BFT_MIN_VALIDATORS:
+        yield _diag(sources, "spec.organizations",
+                    f"{len(validators)} validator(s) cannot tolerate a faulty one; BFT needs at least "
+                    f"{BFT_MIN_VALIDATORS}{suffix}", level)
+    total = sum(v.power for v in validators)
+    by_org: Counter[str] = Counter()
+    for v in validators:
+        by_org[v.org] += v.power
+    for oi, org in enumerate(c.spec.organizations):
+        share = Fraction(by_org.get(org.name, 0), total) if total else Fraction(0)
+        if share > Fraction(2, 3) and len(by_org) > 1:
+            yield _diag(sources, f"spec.organizations[{oi}]",
+                        f'organization "{org.name}" holds {float(share):.0%} of voting power (> 2/3): '
+                        f"it alone can commit blocks{suffix}", level)
+        elif share >= Fraction(1, 3) and len(by_org) > 1:
+            yield _diag(sources, f"spec.organizations[{oi}]",
+                        f'organization "{org.name}" holds {float(share):.0%} of voting power (>= 1/3): '
+                        "it alone can halt the chain", "warning")
+
+
+def _ports(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
+    base = c.spec.provider.docker.rpc_host_port_base
+    if base + len(c.nodes) > 65535:
+        yield _diag(sources, "spec.provider.docker.rpcHostPortBase",
+                    f"{len(c.nodes)} nodes need ports {base}..{base + len(c.nodes) - 1}, beyond 65535")
+
+
+def check(c: Consortium, sources: SourceMap, environment: str | None) -> list[Diagnostic]:
+    return [*_names(c, sources), *_powers(c, sources), *_consensus(c, sources, environment),
+            *_ports(c, sources)]
