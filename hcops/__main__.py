@@ -1,0 +1,3 @@
+from hcops.cli import main
+
+main()

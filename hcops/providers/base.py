@@ -1,0 +1,144 @@
+"""The one interface every provider implements, its result types, and the typed registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from hcops.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from hcops.plan.desired import NetworkPlan
+    from hcops.progress import Reporter
+
+
+class Action(StrEnum):
+    create = "create"
+    update = "update"
+    delete = "delete"
+    unchanged = "unchanged"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # network | volume | container | StatefulSet | ...
+    name: str
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    items: tuple[Change, ...]
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.items if c.action is not Action.unchanged)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.items if c.action is action)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    timeout: float = 120.0
+    min_blocks: int = 3
+    prune_volumes: bool = False
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as seen live: engine facts and chain facts (``None`` where unknown)."""
+
+    name: str
+    org: str
+    role: str
+    present: bool
+    state: str | None = None  # running | exited | ... | pending
+    health: str | None = None
+    rpc_address: str | None = None
+    height: int | None = None
+    catching_up: bool | None = None
+    peers: int | None = None
+    voting_power: int | None = None
+    last_block_time: str | None = None
+    resource: str | None = None  # container or pod name
+    facts: Mapping[str, Any] = field(default_factory=dict)  # provider-specific detail, for audit
+
+
+@dataclass(frozen=True)
+class Observation:
+    network: str
+    nodes: tuple[NodeStatus, ...]
+    undeclared: tuple[Mapping[str, Any], ...] = ()  # labelled objects the spec does not declare
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    changes: Changes
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    removed: tuple[Change, ...]
+    kept: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """plan / apply / observe / destroy a network on one kind of infrastructure."""
+
+    name: ClassVar[str]
+
+    def plan(self, plan: NetworkPlan) -> Changes: ...
+
+    def apply(self, plan: NetworkPlan, reporter: Reporter, options: ApplyOptions) -> ApplyResult: ...
+
+    def observe(self, plan: NetworkPlan) -> Observation: ...
+
+    def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult: ...
+
+
+ProviderFactory = Callable[[], Provider]
+_REGISTRY: dict[str, ProviderFactory] = {}
+
+
+def register(name: str, factory: ProviderFactory) -> None:
+    _REGISTRY[name] = factory
+
+
+def get_provider(name: str) -> Provider:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise InvalidInput(f"provider '{name}' is not available (known: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def registered() -> tuple[str, ...]:
+    _load_builtin()
+    return tuple(sorted(_REGISTRY))
+
+
+def _load_builtin() -> None:
+    # Imported lazily so that `hcops validate` never pays for the docker/kubernetes clients.
+    import importlib
+
+    for module in ("hcops.providers.docker.provider", "hcops.providers.kubernetes.provider"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
