@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` runs the main job on the example consortium,
+# `make test` runs every test (unit and real-engine integration). Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+EXAMPLE ?= examples/regional-health-net/network.yaml
+ENV ?= dev
+OUT ?= out/regional-health-net
+export HCOPS_CACHE ?= $(HOME)/.cache/hcops
+export PATH := $(HCOPS_CACHE)/bin:$(PATH)
+
+.PHONY: bootstrap demo test lint unit integration bench clean
+
+bootstrap:
+	scripts/bootstrap
+
+demo: bootstrap
+	hcops validate -f $(EXAMPLE) --env $(ENV)
+	hcops render -f $(EXAMPLE) --env $(ENV) -o $(OUT)
+
+lint:
+	ruff check hcops tests bench
+	mypy hcops
+
+unit:
+	$(PYTHON) -m pytest -m "not integration" -q
+
+integration:
+	$(PYTHON) -m pytest -m integration -v
+
+test: bootstrap lint
+	$(PYTHON) -m pytest -v --durations=15
+
+bench: bootstrap
+	for b in bench/*.py; do $(PYTHON) $$b || exit 1; done
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache
