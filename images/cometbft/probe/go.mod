@@ -1,0 +1,3 @@
+module hcops.local/images/cometbft/probe
+
+go 1.22
