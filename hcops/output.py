@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from hcops.errors import Diagnostic
@@ -51,3 +52,43 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
     return {"severity": d.severity, "path": d.path, "message": d.message,
             "file": loc.file if loc else None, "line": loc.line if loc else None,
             "column": loc.column if loc else None}
+
+
+def simple_table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> Table:
+    """A plain rich table; ``None`` cells show as "-"."""
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*("-" if v is None else str(v) for v in row))
+    return t
+
+
+def wide_table(t: Table) -> None:
+    """A table that, when not shown on a terminal, keeps its natural width (no truncated cells)."""
+    need = Measurement.get(stdout, stdout.options.update_width(10_000), t).maximum
+    if stdout.is_terminal or need <= stdout.width:
+        stdout.print(t)
+    else:  # piped or captured: keep every cell whole
+        Console(highlight=False, soft_wrap=True, width=need, file=sys.stdout).print(t)
+
+
+class ConsoleReporter:
+    """A ``hcops.progress.Reporter`` on stderr: one line per step, counted progress when it moves."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or stderr
+        self._last: dict[str, tuple[int, int, str]] = {}
+
+    def step(self, message: str) -> None:
+        self.console.print(f"==> {message}", markup=False, highlight=False)
+
+    def update(self, task: str, completed: int, total: int, detail: str = "") -> None:
+        if self._last.get(task, (-1, -1, ""))[:2] == (completed, total):
+            return
+        self._last[task] = (completed, total, detail)
+        extra = f" ({detail})" if detail else ""
+        self.console.print(f"    {task}: {completed}/{total}{extra}", markup=False, highlight=False)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)

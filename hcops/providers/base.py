@@ -102,13 +102,16 @@ class Provider(Protocol):
 
     name: ClassVar[str]
 
-    def plan(self, plan: NetworkPlan) -> Changes: ...
+    def plan(self, plan: NetworkPlan, *, prune_volumes: bool = False) -> Changes:
+        """What apply would do; with ``prune_volumes``, also the storage of nodes no longer declared."""
+        ...
 
     def apply(self, plan: NetworkPlan, reporter: Reporter, options: ApplyOptions) -> ApplyResult: ...
 
     def observe(self, plan: NetworkPlan) -> Observation: ...
 
-    def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult: ...
+    def destroy(self, plan: NetworkPlan, reporter: Reporter, *,
+                prune_volumes: bool = False) -> DestroyResult: ...
 
 
 ProviderFactory = Callable[[], Provider]
@@ -124,7 +127,8 @@ def get_provider(name: str) -> Provider:
     try:
         return _REGISTRY[name]()
     except KeyError:
-        raise InvalidInput(f"provider '{name}' is not available (known: {', '.join(sorted(_REGISTRY))})") from None
+        known = ", ".join(sorted(_REGISTRY))
+        raise InvalidInput(f"provider '{name}' is not available (known: {known})") from None
 
 
 def registered() -> tuple[str, ...]:

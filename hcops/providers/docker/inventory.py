@@ -1,0 +1,138 @@
+"""What exists in the engine for a network (found by label and by name) and how it differs from the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hcops.errors import EnvironmentProblem
+from hcops.plan.desired import NetworkPlan
+from hcops.providers.base import Action, Change, Changes, FieldChange
+from hcops.providers.docker.containers import (
+    LABEL_NETWORK,
+    LABEL_NODE,
+    DesiredContainer,
+    live_fields,
+    network_name,
+    volume_name,
+)
+from hcops.providers.docker.engine import engine_errors
+
+RUNNING = "running"
+
+
+@dataclass
+class Inventory:
+    network: Any | None  # docker.models.networks.Network
+    containers: dict[str, Container] = field(default_factory=dict)  # by node label
+    volumes: dict[str, Any] = field(default_factory=dict)  # by volume name
+    strays: list[Container] = field(default_factory=list)  # labelled, but no node label
+
+    def container(self, node: str) -> Container | None:
+        return self.containers.get(node)
+
+
+def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
+    """Every object labelled with this network, plus unlabelled objects that hold our names."""
+    label = f"{LABEL_NETWORK}={plan.name}"
+    with engine_errors("listing the network's Docker objects"):
+        nets = client.networks.list(names=[network_name(plan)])
+        net = next((n for n in nets if n.name == network_name(plan)), None)
+        if net is not None and (net.attrs.get("Labels") or {}).get(LABEL_NETWORK) != plan.name:
+            raise EnvironmentProblem(
+                f"a Docker network named {net.name} exists but was not created by hcops for this spec",
+                hint=f"remove it (`docker network rm {net.name}`) or change metadata.name")
+        inv = Inventory(network=net)
+        for c in client.containers.list(all=True, filters={"label": label}):
+            node = (c.labels or {}).get(LABEL_NODE)
+            if node and node not in inv.containers:
+                inv.containers[node] = c
+            else:
+                inv.strays.append(c)
+        for v in client.volumes.list(filters={"label": label}):
+            inv.volumes[v.name] = v
+    return inv
+
+
+def check_name_conflicts(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory) -> None:
+    """A container or volume with one of our names that hcops did not create stops apply before it starts."""
+    with engine_errors("checking for name conflicts"):
+        for n in plan.nodes:
+            d = DesiredContainer(plan, n)
+            if n.name not in inv.containers:
+                try:
+                    other = client.containers.get(d.name)
+                except docker.errors.NotFound:
+                    pass
+                else:
+                    raise EnvironmentProblem(
+                        f"a container named {d.name} exists but was not created by hcops "
+                        f"for network {plan.name}",
+                        hint=f"remove or rename it (`docker rm -f {other.name}`), or change metadata.name")
+            if d.volume not in inv.volumes:
+                try:
+                    client.volumes.get(d.volume)
+                except docker.errors.NotFound:
+                    pass
+                else:
+                    raise EnvironmentProblem(
+                        f"a volume named {d.volume} exists but was not created by hcops "
+                        f"for network {plan.name}",
+                        hint=f"remove it (`docker volume rm {d.volume}`) or change metadata.name")
+
+
+def node_changes(d: DesiredContainer, current: Container | None, network: str) -> Change:
+    if current is None:
+        return Change("container", d.name, Action.create, node=d.node.name)
+    live = live_fields(current.attrs, network)
+    want = d.fields()
+    diffs = [FieldChange(k, live.get(k), v) for k, v in want.items() if live.get(k) != v]
+    state = (current.attrs.get("State") or {}).get("Status") or current.status
+    if state != RUNNING:
+        diffs.append(FieldChange("state", state, RUNNING))
+    action = Action.update if diffs else Action.unchanged
+    return Change("container", d.name, action, tuple(diffs), node=d.node.name)
+
+
+def needs_replacement(change: Change) -> bool:
+    """Only a stopped container can be started as it is; any other difference means a new container."""
+    return change.action is Action.update and any(f.field != "state" for f in change.fields)
+
+
+def diff(plan: NetworkPlan, inv: Inventory, *, prune_volumes: bool = False) -> Changes:
+    net = network_name(plan)
+    items: list[Change] = []
+    if inv.network is None:
+        subnet_change = (FieldChange("subnet", None, plan.docker_subnet),)
+        items.append(Change("network", net, Action.create, subnet_change))
+    else:
+        subnet = _subnet(inv.network.attrs)
+        fields = () if subnet == plan.docker_subnet else (FieldChange("subnet", subnet, plan.docker_subnet),)
+        items.append(Change("network", net, Action.update if fields else Action.unchanged, fields))
+    declared = {n.name for n in plan.nodes}
+    for n in plan.nodes:
+        vol = volume_name(net, n.name)
+        vol_action = Action.unchanged if vol in inv.volumes else Action.create
+        items.append(Change("volume", vol, vol_action, node=n.name))
+        items.append(node_changes(DesiredContainer(plan, n), inv.container(n.name), net))
+    for node, c in sorted(inv.containers.items()):
+        if node not in declared:
+            items.append(Change("container", c.name, Action.delete, node=node))
+    items.extend(Change("container", c.name, Action.delete) for c in inv.strays)
+    if prune_volumes:
+        wanted = {volume_name(net, n) for n in declared}
+        for name, v in sorted(inv.volumes.items()):
+            if name not in wanted:
+                owner = (v.attrs.get("Labels") or {}).get(LABEL_NODE)
+                items.append(Change("volume", name, Action.delete, node=owner))
+    return Changes(tuple(items))
+
+
+def _subnet(attrs: Mapping[str, Any]) -> str | None:
+    configs = ((attrs.get("IPAM") or {}).get("Config")) or []
+    return configs[0].get("Subnet") if configs else None

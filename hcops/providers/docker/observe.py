@@ -1,0 +1,188 @@
+"""Live facts about each node: from the engine (container, image, hardening, key file modes) and from the
+node's RPC (identity, height, peers, validators, signers). Never reads or returns secret content."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.providers.base import NodeStatus, Observation
+from hcops.providers.docker.containers import (
+    HOME,
+    KEY_PATHS,
+    LABEL_NODE,
+    STATE_PATH,
+    DesiredContainer,
+    network_name,
+)
+from hcops.providers.docker.inventory import Inventory
+from hcops.providers.rpc import RpcClient, RpcUnavailable
+
+MAX_WORKERS = 8
+
+
+def file_meta(container: Container, path: str) -> dict[str, Any] | None:
+    """Mode (octal text), uid, gid and size of one file inside the container, from the tar header only."""
+    try:
+        stream, _stat = container.get_archive(path)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        return {"error": str(getattr(exc, "explanation", exc))[:200]}
+    buf = io.BytesIO(b"".join(stream))
+    with tarfile.open(fileobj=buf, mode="r") as tar:
+        member = tar.next()
+        if member is None:
+            return None
+        return {"mode": f"{member.mode & 0o7777:04o}", "uid": member.uid, "gid": member.gid,
+                "size": member.size}
+
+
+def _image_facts(client: docker.DockerClient, attrs: Mapping[str, Any], cache: dict[str, dict[str, Any]]) -> \
+        dict[str, Any]:
+    image_id = attrs.get("Image", "")
+    if image_id not in cache:
+        try:
+            img = client.images.get(image_id)
+            labels = (img.attrs.get("Config") or {}).get("Labels") or {}
+            cache[image_id] = {"id": img.id, "repo_digests": list(img.attrs.get("RepoDigests") or ()),
+                               "tags": list(img.tags), "labels": dict(labels)}
+        except docker.errors.DockerException:
+            cache[image_id] = {"id": image_id, "repo_digests": [], "tags": []}
+    return {"reference": (attrs.get("Config") or {}).get("Image"), **cache[image_id]}
+
+
+def container_facts(client: docker.DockerClient, c: Container, image_cache: dict[str, dict[str, Any]]) -> \
+        dict[str, Any]:
+    a = c.attrs
+    cfg, hc, st = a.get("Config") or {}, a.get("HostConfig") or {}, a.get("State") or {}
+    ports = {}
+    for port, binds in ((a.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        ports[port] = [{"host_ip": b.get("HostIp"), "host_port": b.get("HostPort")} for b in binds or ()]
+    networks = {name: {"ip": (ep.get("IPAMConfig") or {}).get("IPv4Address") or ep.get("IPAddress")}
+                for name, ep in ((a.get("NetworkSettings") or {}).get("Networks") or {}).items()}
+    facts: dict[str, Any] = {
+        "present": True,
+        "id": c.id,
+        "name": c.name,
+        "state": st.get("Status"),
+        "health": (st.get("Health") or {}).get("Status"),
+        "exit_code": st.get("ExitCode"),
+        "started_at": st.get("StartedAt"),
+        "restart_count": a.get("RestartCount", 0),
+        "image": _image_facts(client, a, image_cache),
+        "user": cfg.get("User") or "",
+        "read_only_rootfs": bool(hc.get("ReadonlyRootfs")),
+        "cap_drop": list(hc.get("CapDrop") or ()),
+        "cap_add": list(hc.get("CapAdd") or ()),
+        "privileged": bool(hc.get("Privileged")),
+        "security_opt": list(hc.get("SecurityOpt") or ()),
+        "no_new_privileges": any(o.startswith("no-new-privileges") and not o.endswith("false")
+                                 for o in hc.get("SecurityOpt") or ()),
+        "mounts": [{"type": m.get("Type"), "name": m.get("Name"), "source": m.get("Source"),
+                    "destination": m.get("Destination"), "rw": m.get("RW")} for m in a.get("Mounts") or ()],
+        "tmpfs": dict(hc.get("Tmpfs") or {}),
+        "published_ports": ports,
+        "networks": networks,
+        "network_mode": hc.get("NetworkMode"),
+        "resources": {"memory_bytes": hc.get("Memory") or 0, "nano_cpus": hc.get("NanoCpus") or 0,
+                      "pids_limit": hc.get("PidsLimit")},
+        "restart_policy": dict(hc.get("RestartPolicy") or {}),
+        "healthcheck": bool(cfg.get("Healthcheck")),
+        "labels": dict(cfg.get("Labels") or {}),
+        "env_names": sorted(e.split("=", 1)[0] for e in cfg.get("Env") or ()),  # names only, never values
+    }
+    facts["key_files"] = {p: file_meta(c, f"{HOME}/{p}") for p in (*KEY_PATHS, STATE_PATH)}
+    return facts
+
+
+def rpc_facts(rpc: RpcClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary for NodeStatus fields, facts) from one node's RPC; empty when it does not answer."""
+    facts: dict[str, Any] = {"reachable": False, "url": rpc.base_url}
+    try:
+        s = rpc.status()
+    except RpcUnavailable as exc:
+        facts["error"] = str(exc)
+        return {}, facts
+    facts.update(reachable=True, node_id=s.node_id, moniker=s.moniker, chain_id=s.network, version=s.version,
+                 height=s.height, latest_block_time=s.latest_block_time, catching_up=s.catching_up,
+                 validator_address=s.validator_address, voting_power=s.voting_power)
+    summary: dict[str, Any] = {"height": s.height, "catching_up": s.catching_up,
+                               "voting_power": s.voting_power, "last_block_time": s.latest_block_time}
+    try:
+        peers = rpc.net_info()
+        facts["peers"] = [p.node_id for p in peers]
+        summary["peers"] = len(peers)
+    except RpcUnavailable:
+        pass
+    with contextlib.suppress(RpcUnavailable):
+        facts["validators"] = [{"address": v.address, "power": v.power} for v in rpc.validators()]
+    if s.height > 1:
+        try:
+            commit = rpc.commit(s.height - 1)
+            facts["last_commit"] = {"height": commit.height, "signers": sorted(commit.signers)}
+        except RpcUnavailable:
+            pass
+    return summary, facts
+
+
+def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, c: Container | None, *,
+                detail: bool, image_cache: dict[str, dict[str, Any]]) -> NodeStatus:
+    d = DesiredContainer(plan, node)
+    base: dict[str, Any] = {"name": node.name, "org": node.node.org, "role": node.node.role.value,
+                            "resource": d.name, "rpc_address": f"127.0.0.1:{node.rpc_host_port}"}
+    if c is None:
+        return NodeStatus(present=False, state="absent", facts={"container": {"present": False}}, **base)
+    st = c.attrs.get("State") or {}
+    summary: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    if st.get("Status") == "running":
+        rpc = RpcClient(d.rpc_url, timeout=2.0, attempts=1 if not detail else 2)
+        summary, rpc_f = rpc_facts(rpc) if detail else _light_rpc(rpc)
+        facts["rpc"] = rpc_f
+    if detail:
+        facts["container"] = container_facts(client, c, image_cache)
+    return NodeStatus(present=True, state=st.get("Status"), health=(st.get("Health") or {}).get("Status"),
+                      facts=facts, **base, **summary)
+
+
+def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        s = rpc.status()
+    except RpcUnavailable as exc:
+        return {}, {"reachable": False, "error": str(exc)}
+    return ({"height": s.height, "catching_up": s.catching_up, "voting_power": s.voting_power,
+             "last_block_time": s.latest_block_time}, {"reachable": True, "node_id": s.node_id})
+
+
+def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,
+            detail: bool = True) -> Observation:
+    cache: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes)))) as pool:
+        futures = [pool.submit(node_status, client, plan, n, inv.container(n.name), detail=detail,
+                               image_cache=cache) for n in plan.nodes]
+        nodes = tuple(f.result() for f in futures)
+    declared = {n.name for n in plan.nodes}
+    undeclared = tuple(
+        {"kind": "container", "name": c.name, "id": c.id, "node": (c.labels or {}).get(LABEL_NODE),
+         "state": (c.attrs.get("State") or {}).get("Status"), "labels": dict(c.labels or {})}
+        for c in [*(c for n, c in sorted(inv.containers.items()) if n not in declared), *inv.strays])
+    net_facts: dict[str, Any] = {"name": network_name(plan), "present": inv.network is not None}
+    if inv.network is not None:
+        a = inv.network.attrs
+        net_facts.update(id=inv.network.id, driver=a.get("Driver"), internal=a.get("Internal"),
+                         subnet=(((a.get("IPAM") or {}).get("Config") or [{}])[0]).get("Subnet"),
+                         labels=dict(a.get("Labels") or {}))
+    volumes = {name: {"labels": dict(v.attrs.get("Labels") or {}), "driver": v.attrs.get("Driver")}
+               for name, v in inv.volumes.items()}
+    return Observation(network=plan.name, nodes=nodes, undeclared=undeclared,
+                       facts={"provider": "docker", "network": net_facts, "volumes": volumes})

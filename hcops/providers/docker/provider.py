@@ -1,0 +1,359 @@
+"""The Docker provider: a bridge network per consortium; a named volume and a hardened container per node.
+
+Apply order: network, volumes, removed nodes, new nodes (in parallel), stopped nodes, then changed nodes
+replaced one at a time (observers first), each waited for until it has caught up and, for a validator,
+signed again, so that the chain keeps committing. Every step is idempotent: an interrupted apply is
+finished by the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
+
+from hcops.errors import EnvironmentProblem, InvalidInput
+from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.progress import Reporter
+from hcops.providers.base import (
+    Action,
+    ApplyOptions,
+    ApplyResult,
+    Change,
+    Changes,
+    DestroyResult,
+    Observation,
+    register,
+)
+from hcops.providers.docker import engine
+from hcops.providers.docker.containers import (
+    HOME,
+    LABEL_NETWORK,
+    STATE_PATH,
+    DesiredContainer,
+    base_labels,
+    network_name,
+    node_labels,
+    rpc_host_ip,
+)
+from hcops.providers.docker.engine import engine_errors
+from hcops.providers.docker.inventory import (
+    Inventory,
+    check_name_conflicts,
+    diff,
+    needs_replacement,
+    read_inventory,
+)
+from hcops.providers.docker.observe import observe
+from hcops.providers.docker.readiness import Target, Waiter
+from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.state import NodeRecord, StateStore, now
+
+MAX_WORKERS = 8
+REJOIN_BLOCKS = 2  # blocks a replaced validator must sign before the next node is touched
+
+
+class DockerProvider:
+    name: ClassVar[str] = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.connect()
+        return self._client
+
+    # ------------------------------------------------------------------ plan / observe
+    def plan(self, plan: NetworkPlan, *, prune_volumes: bool = False) -> Changes:
+        return diff(plan, read_inventory(self.client, plan), prune_volumes=prune_volumes)
+
+    def observe(self, plan: NetworkPlan) -> Observation:
+        return observe(self.client, plan, read_inventory(self.client, plan), detail=True)
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, plan: NetworkPlan, reporter: Reporter, options: ApplyOptions) -> ApplyResult:
+        client = self.client
+        inv = read_inventory(client, plan)
+        check_name_conflicts(client, plan, inv)
+        changes = diff(plan, inv, prune_volumes=options.prune_volumes)
+        by_node = {c.node: c for c in changes.items if c.kind == "container" and c.node}
+        for c in changes.items:
+            if c.kind == "network" and c.action is Action.update:
+                old, new = c.fields[0].old, c.fields[0].new
+                raise InvalidInput(f"network {c.name}: the subnet changed ({old} -> {new})",
+                                   hint="a subnet change needs `hcops destroy` then `hcops apply` "
+                                        "(volumes and keys are kept)")
+        if not changes.pending:
+            reporter.step("no changes: the network already matches the spec")
+            return ApplyResult(changes, observe(client, plan, inv, detail=False))
+
+        creating = [n for n in plan.nodes if n.name not in inv.containers]
+        replacing = [n for n in plan.nodes if needs_replacement(by_node[n.name])]
+        self._preflight(plan, creating, replacing)
+
+        store = StateStore(plan.state_dir)
+        state = store.load(plan.name, self.name)
+        state.phase, state.spec_hash = "applying", plan.spec_hash()
+        state.started_at, state.finished_at = now(), None
+        store.save(state)
+
+        fresh = inv.network is None or not inv.containers
+        self._ensure_network(plan, inv, reporter)
+        self._ensure_volumes(plan, inv, reporter)
+        self._remove_undeclared(plan, inv, changes, reporter, options)
+
+        def record(d: DesiredContainer, c: Container) -> None:
+            state.nodes[d.node.name] = NodeRecord(container=d.name, resource_id=c.id, volume=d.volume,
+                                                  config_hash=d.config_hash())
+
+        if creating:
+            reporter.step(f"creating {len(creating)} node container(s)")
+            made = self._parallel([DesiredContainer(plan, n) for n in creating], self._create_and_start)
+            for d, c in made:
+                record(d, c)
+            store.save(state)
+            inv = read_inventory(client, plan)
+        if fresh:
+            self._wait_network(plan, inv, reporter, options, since=1)
+
+        stopped = [n for n in plan.nodes if n.name in by_node and by_node[n.name].action is Action.update
+                   and not needs_replacement(by_node[n.name]) and n.name in inv.containers]
+        if stopped:
+            reporter.step(f"starting {len(stopped)} stopped node(s): {', '.join(n.name for n in stopped)}")
+            for n in stopped:
+                self._start_existing(DesiredContainer(plan, n), inv.containers[n.name])
+            inv = read_inventory(client, plan)
+            for n in stopped:
+                self._wait_rejoined(plan, inv, DesiredContainer(plan, n), reporter, options)
+
+        ordered = sorted(replacing, key=lambda n: (n.node.is_validator, n.node.index))
+        for i, n in enumerate(ordered, 1):
+            d = DesiredContainer(plan, n)
+            changed = ", ".join(f.field for f in by_node[n.name].fields)
+            reporter.step(f"replacing {n.name} ({i}/{len(ordered)}; changed: {changed})")
+            height = self._height(plan)
+            old = inv.containers[n.name]
+            with engine_errors(f"stopping container {old.name}"):
+                old.stop(timeout=plan.consortium.spec.provider.docker.stop_timeout)
+                old.remove()
+            c = self._create_and_start(d)
+            record(d, c)
+            store.save(state)
+            inv = read_inventory(client, plan)
+            self._wait_rejoined(plan, inv, d, reporter, options, min_height=height)
+
+        if not fresh and (creating or stopped or replacing):
+            self._wait_network(plan, inv, reporter, options, since=self._height(plan) or 1)
+        state.phase, state.finished_at = "applied", now()
+        store.save(state)
+        return ApplyResult(changes, observe(client, plan, read_inventory(client, plan), detail=False))
+
+    def _preflight(self, plan: NetworkPlan, creating: list[NodePlan], replacing: list[NodePlan]) -> None:
+        images = sorted({n.node.image for n in [*creating, *replacing]})
+        for image in images:
+            self._ensure_image(plan, image)
+        host = rpc_host_ip(plan)
+        for n in creating:
+            if not engine.port_free(n.rpc_host_port, host):
+                raise EnvironmentProblem(
+                    f"host port {host}:{n.rpc_host_port} for node {n.name}'s RPC is already taken",
+                    hint="stop whatever listens there, "
+                         "or set spec.provider.docker.rpcHostPortBase to a free range")
+
+    def _ensure_image(self, plan: NetworkPlan, image: str) -> None:
+        client = self.client
+        try:
+            client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.DockerException as exc:
+            raise engine.translate(exc, f"looking up image {image}") from None
+        if plan.consortium.spec.provider.docker.image_pull == "missing":
+            try:
+                client.images.pull(image)
+                return
+            except docker.errors.DockerException as exc:
+                cause = str(getattr(exc, "explanation", "") or exc).splitlines()[0][:200]
+                raise EnvironmentProblem(
+                    f"image {image} is not in the Docker engine and pulling it failed ({cause})",
+                    hint=engine.BUILD_HINT) from None
+        raise EnvironmentProblem(
+            f"image {image} is not in the Docker engine (spec.provider.docker.imagePull: never)",
+            hint=engine.BUILD_HINT + "; or set spec.provider.docker.imagePull: missing "
+                                     "to let the engine pull it")
+
+    def _ensure_network(self, plan: NetworkPlan, inv: Inventory, reporter: Reporter) -> None:
+        if inv.network is not None:
+            return
+        name = network_name(plan)
+        reporter.step(f"creating network {name} ({plan.docker_subnet})")
+        with engine_errors(f"creating network {name}"):
+            inv.network = self.client.networks.create(
+                name, driver="bridge", labels=base_labels(plan), check_duplicate=True,
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=plan.docker_subnet)]))
+
+    def _ensure_volumes(self, plan: NetworkPlan, inv: Inventory, reporter: Reporter) -> None:
+        missing = [n for n in plan.nodes if DesiredContainer(plan, n).volume not in inv.volumes]
+        if missing:
+            reporter.step(f"creating {len(missing)} volume(s)")
+        for n in missing:
+            name = DesiredContainer(plan, n).volume
+            with engine_errors(f"creating volume {name}"):
+                inv.volumes[name] = self.client.volumes.create(name, driver="local",
+                                                               labels=node_labels(plan, n))
+
+    def _remove_undeclared(self, plan: NetworkPlan, inv: Inventory, changes: Changes, reporter: Reporter,
+                           options: ApplyOptions) -> None:
+        declared = {n.name for n in plan.nodes}
+        doomed = [c for n, c in inv.containers.items() if n not in declared] + inv.strays
+        stop = plan.consortium.spec.provider.docker.stop_timeout
+        for c in doomed:
+            reporter.step(f"removing container {c.name} (not in the spec)")
+            with engine_errors(f"removing container {c.name}"):
+                c.stop(timeout=stop)
+                c.remove()
+        for ch in changes.items:
+            if ch.kind == "volume" and ch.action is Action.delete and ch.name in inv.volumes:
+                reporter.step(f"removing volume {ch.name}")
+                with engine_errors(f"removing volume {ch.name}"):
+                    inv.volumes.pop(ch.name).remove()
+
+    def _parallel(self, items: list[DesiredContainer], fn: Callable[[DesiredContainer], Container]) -> \
+            list[tuple[DesiredContainer, Container]]:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(items)))) as pool:
+            futures = [(d, pool.submit(fn, d)) for d in items]
+            return [(d, f.result()) for d, f in futures]
+
+    def _create_and_start(self, d: DesiredContainer) -> Container:
+        with engine_errors(f"creating container {d.name}"):
+            c = self.client.containers.create(**d.create_kwargs(self.client.api.api_version))
+        self._hand_files(d, c)
+        with engine_errors(f"starting container {d.name}"):
+            c.start()
+        return c
+
+    def _hand_files(self, d: DesiredContainer, c: Container) -> None:
+        """Config, genesis and keys into the node's volume, through the container (owner 10001, keys 0600).
+        The validator's signing state is written only when the volume has none (never rolled back)."""
+        with engine_errors(f"writing node files into {d.volume}"):
+            try:
+                c.get_archive(f"{HOME}/{STATE_PATH}")
+                seed = False
+            except docker.errors.NotFound:
+                seed = True
+            if not c.put_archive(HOME, d.archive(with_state=seed)):
+                raise EnvironmentProblem(f"the engine refused the node files for {d.name}")
+
+    def _start_existing(self, d: DesiredContainer, c: Container) -> None:
+        status = (c.attrs.get("State") or {}).get("Status")
+        with engine_errors(f"starting container {c.name}"):
+            if status == "created":  # never started: its files may not all be there
+                self._hand_files(d, c)
+            if status == "paused":
+                c.unpause()
+            elif status == "restarting":
+                c.restart()
+            else:
+                c.start()
+
+    # ------------------------------------------------------------------ waiting
+    def _targets(self, plan: NetworkPlan, inv: Inventory, names: set[str] | None = None) -> list[Target]:
+        out = []
+        for n in plan.nodes:
+            c = inv.container(n.name)
+            if c is None or (names is not None and n.name not in names):
+                continue
+            rpc = RpcClient(DesiredContainer(plan, n).rpc_url, timeout=2.0, attempts=1)
+            out.append(Target(n.name, rpc, c, n.keys.validator_address if n.node.is_validator else None))
+        return out
+
+    def _validators(self, plan: NetworkPlan) -> dict[str, str]:
+        return {n.name: n.keys.validator_address for n in plan.nodes if n.node.is_validator}
+
+    def _wait_network(self, plan: NetworkPlan, inv: Inventory, reporter: Reporter, options: ApplyOptions, *,
+                      since: int) -> None:
+        reporter.step(f"waiting for {options.min_blocks} blocks signed by every validator")
+        waiter = Waiter(self._targets(plan, inv), reporter, options.timeout)
+        waiter.running()
+        latest = waiter.signed_blocks(self._validators(plan), options.min_blocks, since=since)
+        for t in waiter.targets:
+            if not t.is_validator:
+                waiter.synced(t, min_height=max(1, latest - 2))
+
+    def _wait_rejoined(self, plan: NetworkPlan, inv: Inventory, d: DesiredContainer, reporter: Reporter,
+                       options: ApplyOptions, min_height: int | None = None) -> None:
+        waiter = Waiter(self._targets(plan, inv, {d.node.name}), reporter, options.timeout)
+        waiter.running()
+        target = waiter.targets[0]
+        ref = max(min_height or 0, self._height(plan, exclude=d.node.name) or 0)
+        height = waiter.synced(target, min_height=max(1, ref - 1))
+        if d.node.node.is_validator:
+            waiter.signed_blocks(self._validators(plan), REJOIN_BLOCKS, since=height + 1,
+                                 required=[d.node.name], task=f"blocks signed by {d.node.name}")
+
+    def _height(self, plan: NetworkPlan, exclude: str | None = None) -> int | None:
+        for n in plan.nodes:
+            if n.name == exclude:
+                continue
+            try:
+                return RpcClient(DesiredContainer(plan, n).rpc_url, timeout=1.0, attempts=1).status().height
+            except RpcUnavailable:
+                continue
+        return None
+
+    # ------------------------------------------------------------------ destroy
+    def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult:
+        client = self.client
+        label = f"{LABEL_NETWORK}={plan.name}"
+        removed: list[Change] = []
+        stop = plan.consortium.spec.provider.docker.stop_timeout
+        with engine_errors("listing the network's containers"):
+            containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        if containers:
+            reporter.step(f"removing {len(containers)} container(s)")
+
+        def remove(c: Container) -> None:
+            with engine_errors(f"removing container {c.name}"):
+                try:
+                    if c.status in ("running", "restarting", "paused"):
+                        c.stop(timeout=stop)
+                    c.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            list(pool.map(remove, containers))
+        removed += [Change("container", c.name, Action.delete) for c in containers]
+        with engine_errors("removing the network"):
+            for net in client.networks.list(filters={"label": label}):
+                reporter.step(f"removing network {net.name}")
+                net.remove()
+                removed.append(Change("network", net.name, Action.delete))
+            volumes = client.volumes.list(filters={"label": label})
+            kept: list[str] = []
+            for v in volumes:
+                if prune_volumes:
+                    v.remove(force=True)
+                    removed.append(Change("volume", v.name, Action.delete))
+                else:
+                    kept.append(v.name)
+        if prune_volumes and volumes:
+            reporter.step(f"removed {len(volumes)} volume(s)")
+        store = StateStore(plan.state_dir)
+        state = store.load(plan.name, self.name)
+        state.phase, state.finished_at = "destroyed", now()
+        kept_nodes = {} if prune_volumes else state.nodes
+        state.nodes = {k: NodeRecord(volume=v.volume) for k, v in kept_nodes.items()}
+        store.save(state)
+        return DestroyResult(tuple(removed), tuple(kept))
+
+
+register("docker", DockerProvider)

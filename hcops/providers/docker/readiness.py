@@ -1,0 +1,227 @@
+"""Waiting for nodes to run, peer and sign; and, when they do not in time, saying why.
+
+Every wait has a deadline. A container that exits or restarts while we wait fails the wait at once
+with its last log lines; at the deadline the error names what was seen (no peers, height stuck,
+validators missing from commits).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import docker.errors
+from docker.models.containers import Container
+
+from hcops.errors import ExitCode, HcopsError
+from hcops.progress import Reporter
+from hcops.providers.rpc import RpcClient, RpcUnavailable
+
+POLL = 0.25
+CONTAINER_POLL = 1.0
+LOG_LINES = 12
+
+
+class NotReady(HcopsError):
+    """The network did not become ready in time (or a node failed while we waited). Exit 1."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
+@dataclass
+class Target:
+    """One node being waited for."""
+
+    name: str
+    rpc: RpcClient
+    container: Container
+    address: str | None = None  # validator address; None for observers
+    restarts: int = 0
+
+    @property
+    def is_validator(self) -> bool:
+        return self.address is not None
+
+
+@dataclass
+class Progress:
+    heights: dict[str, int] = field(default_factory=dict)
+    first_height: int | None = None
+    last_height: int | None = None
+    last_change: float = field(default_factory=time.monotonic)
+    missing: set[str] = field(default_factory=set)  # validator names absent from the last commit looked at
+
+
+class Waiter:
+    def __init__(self, targets: Sequence[Target], reporter: Reporter, timeout: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.targets = list(targets)
+        self.reporter = reporter
+        self.clock = clock
+        self.deadline = clock() + timeout
+        self.timeout = timeout
+        self.progress = Progress()
+        self._checked_at = 0.0
+        for t in self.targets:
+            t.restarts = _restart_count(t.container)
+
+    # ------------------------------------------------------------------ containers
+    def check_containers(self, force: bool = False) -> None:
+        """Fail now if a node's container stopped or restarted since the wait began."""
+        now = self.clock()
+        if not force and now - self._checked_at < CONTAINER_POLL:
+            return
+        self._checked_at = now
+        for t in self.targets:
+            try:
+                t.container.reload()
+            except docker.errors.NotFound:
+                raise NotReady(f"container {t.container.name} of node {t.name} disappeared "
+                               "while waiting") from None
+            state = t.container.attrs.get("State") or {}
+            status = state.get("Status")
+            if status in ("exited", "dead") or _restart_count(t.container) > t.restarts or \
+                    (status == "restarting"):
+                code = state.get("ExitCode")
+                raise NotReady(f"node {t.name}: container {t.container.name} {status or 'stopped'} "
+                               f"(exit code {code}, restarts {_restart_count(t.container)})",
+                               hint=_log_hint(t.container))
+
+    # ------------------------------------------------------------------ chain
+    def _any_height(self) -> tuple[int, RpcClient] | None:
+        for t in sorted(self.targets, key=lambda t: not t.is_validator):
+            try:
+                s = t.rpc.status()
+            except RpcUnavailable:
+                continue
+            self.progress.heights[t.name] = s.height
+            return s.height, t.rpc
+        return None
+
+    def _note_height(self, h: int) -> None:
+        p = self.progress
+        if p.first_height is None:
+            p.first_height = h
+        if p.last_height != h:
+            p.last_height, p.last_change = h, self.clock()
+
+    def signed_blocks(self, addresses: dict[str, str], min_blocks: int, *, since: int = 1,
+                      required: Sequence[str] | None = None,
+                      task: str = "blocks signed by every validator") -> int:
+        """Wait until ``min_blocks`` commits at heights >= ``since`` carry a signature of every address in
+        ``required`` (default: all validators); returns the latest height seen."""
+        need = {a for n, a in addresses.items() if required is None or n in required}
+        by_addr = {a: n for n, a in addresses.items()}
+        counted: set[int] = set()
+        next_h = max(1, since)
+        while True:
+            self.check_containers()
+            got = self._any_height()
+            if got is not None:
+                latest, rpc = got
+                self._note_height(latest)
+                for h in range(next_h, latest + 1):
+                    try:
+                        commit = rpc.commit(h)
+                    except RpcUnavailable:
+                        break
+                    if commit.signers >= need:
+                        counted.add(h)
+                    else:
+                        self.progress.missing = {by_addr[a] for a in need - commit.signers}
+                    if h < latest:
+                        next_h = h + 1
+                self.reporter.update(task, min(len(counted), min_blocks), min_blocks, f"height {latest}")
+                if len(counted) >= min_blocks:
+                    return latest
+            if self.clock() > self.deadline:
+                raise self.timeout_error(task)
+            time.sleep(POLL)
+
+    def synced(self, target: Target, *, min_height: int) -> int:
+        """Wait until ``target`` answers, is not catching up and is at ``min_height`` or above."""
+        while True:
+            self.check_containers()
+            try:
+                s = target.rpc.status()
+            except RpcUnavailable:
+                s = None
+            if s is not None:
+                self.progress.heights[target.name] = s.height
+                self._note_height(s.height)
+                self.reporter.update(f"{target.name} catching up", min(s.height, min_height), min_height)
+                if not s.catching_up and s.height >= min_height:
+                    return s.height
+            if self.clock() > self.deadline:
+                raise self.timeout_error(f"{target.name} to catch up to height {min_height}")
+            time.sleep(POLL)
+
+    def running(self) -> None:
+        """Wait until every target's container runs and answers RPC."""
+        pending = {t.name for t in self.targets}
+        while pending:
+            self.check_containers(force=True)
+            for t in self.targets:
+                if t.name in pending and (t.container.attrs.get("State") or {}).get("Status") == "running":
+                    try:
+                        t.rpc.status()
+                    except RpcUnavailable:
+                        continue
+                    pending.discard(t.name)
+            self.reporter.update("nodes answering", len(self.targets) - len(pending), len(self.targets))
+            if not pending:
+                return
+            if self.clock() > self.deadline:
+                raise self.timeout_error("nodes to answer RPC")
+            time.sleep(POLL)
+
+    # ------------------------------------------------------------------ diagnosis
+    def timeout_error(self, what: str) -> NotReady:
+        self.check_containers(force=True)
+        causes: list[str] = []
+        hint: str | None = None
+        for t in self.targets:
+            try:
+                s = t.rpc.status()
+            except RpcUnavailable as exc:
+                causes.append(f"{t.name}: RPC not answering ({exc})")
+                hint = hint or _log_hint(t.container)
+                continue
+            try:
+                peers = len(t.rpc.net_info())
+            except RpcUnavailable:
+                peers = -1
+            if peers == 0:
+                causes.append(f"{t.name}: not peering (0 peers)")
+                hint = hint or _log_hint(t.container)
+            elif s.catching_up:
+                causes.append(f"{t.name}: catching up at height {s.height}")
+        p = self.progress
+        if p.last_height is not None and self.clock() - p.last_change > 5:
+            causes.append(f"height stuck at {p.last_height} for {self.clock() - p.last_change:.0f} s")
+        if p.missing:
+            causes.append(f"not signing: {', '.join(sorted(p.missing))}")
+        cause = "; ".join(causes) or f"height {p.last_height}"
+        return NotReady(f"timed out after {self.timeout:g} s waiting for {what}: {cause}", hint=hint)
+
+
+def _restart_count(c: Container) -> int:
+    return int(c.attrs.get("RestartCount") or 0)
+
+
+def log_tail(c: Container, lines: int = LOG_LINES) -> str:
+    try:
+        raw = c.logs(tail=lines, stdout=True, stderr=True)
+    except docker.errors.DockerException:
+        return ""
+    text: str = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.rstrip()
+
+
+def _log_hint(c: Container) -> str | None:
+    tail = log_tail(c)
+    if not tail:
+        return f"see `docker logs {c.name}`"
+    body = "\n".join("  " + line for line in tail.splitlines())
+    return f"last log lines of {c.name}:\n{body}"

@@ -1,0 +1,164 @@
+"""A small client for a CometBFT node's JSON RPC (HTTP GET), shared by providers and the audit.
+
+Standard library HTTP with per-request timeouts; transient failures are retried with tenacity.
+Every answer is parsed into a small frozen type here, so callers never dig through raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+BLOCK_ID_FLAG_COMMIT = 2  # the validator signed for the committed block
+
+
+class RpcUnavailable(Exception):
+    """The node did not answer (connection refused, timeout, malformed reply, RPC error)."""
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    node_id: str
+    moniker: str
+    network: str  # chain id
+    version: str
+    height: int
+    latest_block_time: str
+    catching_up: bool
+    validator_address: str
+    voting_power: int
+
+
+@dataclass(frozen=True)
+class Peer:
+    node_id: str
+    moniker: str
+    remote_ip: str
+
+
+@dataclass(frozen=True)
+class Validator:
+    address: str
+    power: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    height: int
+    time: str
+    canonical: bool
+    signers: frozenset[str]  # validator addresses with block_id_flag == 2
+
+    def signed_by_all(self, addresses: Iterable[str]) -> bool:
+        return all(a in self.signers for a in addresses)
+
+
+class RpcClient:
+    """``RpcClient("http://127.0.0.1:26657")``; ``attempts`` > 1 retries connection errors and timeouts."""
+
+    def __init__(self, base_url: str, *, timeout: float = 2.0, attempts: int = 3, wait: float = 0.3) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.wait = wait
+
+    def __repr__(self) -> str:
+        return f"RpcClient({self.base_url!r})"
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """One RPC method's ``result`` object."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.base_url}/{method}" + (f"?{query}" if query else "")
+        fetch = retry(stop=stop_after_attempt(self.attempts), wait=wait_fixed(self.wait),
+                      retry=retry_if_exception_type(RpcUnavailable), reraise=True)(self._fetch)
+        result: dict[str, Any] = fetch(url)
+        return result
+
+    def _fetch(self, url: str) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:  # noqa: S310 (http to a node)
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read() if exc.fp else b""
+            detail = _rpc_error(body) or f"HTTP {exc.code}"
+            raise RpcUnavailable(f"{url}: {detail}") from None
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RpcUnavailable(f"{url}: {reason}") from None
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise RpcUnavailable(f"{url}: reply is not JSON") from None
+        if not isinstance(doc, dict) or "result" not in doc:
+            raise RpcUnavailable(f"{url}: {_rpc_error(body) or 'reply has no result'}")
+        result = doc["result"]
+        if not isinstance(result, dict):
+            raise RpcUnavailable(f"{url}: result is not an object")
+        return result
+
+    def status(self) -> ChainStatus:
+        r = self.call("status")
+        try:
+            ni, si, vi = r["node_info"], r["sync_info"], r["validator_info"]
+            return ChainStatus(
+                node_id=ni["id"], moniker=ni.get("moniker", ""), network=ni.get("network", ""),
+                version=ni.get("version", ""), height=int(si["latest_block_height"]),
+                latest_block_time=si.get("latest_block_time", ""), catching_up=bool(si["catching_up"]),
+                validator_address=vi.get("address", ""), voting_power=int(vi.get("voting_power", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RpcUnavailable(f"{self.base_url}/status: unexpected reply ({exc})") from None
+
+    def net_info(self) -> tuple[Peer, ...]:
+        r = self.call("net_info")
+        peers = []
+        for p in r.get("peers") or ():
+            info = p.get("node_info") or {}
+            peers.append(Peer(node_id=info.get("id", ""), moniker=info.get("moniker", ""),
+                              remote_ip=p.get("remote_ip", "")))
+        return tuple(peers)
+
+    def validators(self, height: int | None = None) -> tuple[Validator, ...]:
+        out: list[Validator] = []
+        page = 1
+        while True:
+            r = self.call("validators", height=height, page=page, per_page=100)
+            batch = r.get("validators") or []
+            out.extend(Validator(address=v["address"], power=int(v["voting_power"])) for v in batch)
+            total = int(r.get("total", len(out)))
+            if len(out) >= total or not batch:
+                return tuple(out)
+            page += 1
+
+    def commit(self, height: int | None = None) -> Commit:
+        r = self.call("commit", height=height)
+        try:
+            sh = r["signed_header"]
+            return parse_commit(sh["header"], sh["commit"], bool(r.get("canonical", False)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RpcUnavailable(f"{self.base_url}/commit: unexpected reply ({exc})") from None
+
+
+def parse_commit(header: Mapping[str, Any], commit: Mapping[str, Any], canonical: bool) -> Commit:
+    signers = frozenset(s["validator_address"] for s in commit.get("signatures") or ()
+                        if int(s.get("block_id_flag", 0)) == BLOCK_ID_FLAG_COMMIT
+                        and s.get("validator_address"))
+    return Commit(height=int(header["height"]), time=str(header.get("time", "")), canonical=canonical,
+                  signers=signers)
+
+
+def _rpc_error(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        return " ".join(str(err.get(k, "")) for k in ("message", "data")).strip()
+    return ""
