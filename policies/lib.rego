@@ -1,0 +1,241 @@
+# Shared helpers for the built-in HIPAA gate policies.
+#
+# This package holds no deny/warn rules of its own. It only reads the input document described in
+# docs/policy-input.md and turns the rendered manifests into flat, engine-neutral facts
+# (published ports, containers, environment variables) that the family packages check.
+#
+# Engine notes (regopy 1.5.2 and OPA must agree, see policies/README.md):
+#   - no rego.metadata.*, no net.cidr_contains;
+#   - regex.match is only used as a positive condition (regopy yields undefined, OPA false);
+#   - concat() is only given sorted arrays (regopy keeps set insertion order, OPA sorts);
+#   - object.union is not used on nested objects (regopy does not merge recursively);
+#   - functions that could see several matching values return sets, never conflicting values;
+#   - regopy 1.5.2 bugs avoided: `some k, v in xs` inside array/set comprehensions (parse error
+#     "Invalid collection"); comprehension heads that mention a function argument (wrong, stale
+#     results when the function is called twice); sprintf("%s", [arg]) where arg is a function
+#     argument that was a string literal at the call site, or a string computed by a built-in
+#     such as concat, lower or sprintf (the result keeps the quotes): messages that include such
+#     strings are built with concat() instead.
+package hcops.hipaa.lib
+
+import rego.v1
+
+network_name := object.get(input, ["metadata", "name"], "unnamed")
+
+network_resource := sprintf("network/%s", [network_name])
+
+node_resource(n) := sprintf("node/%s", [n.name])
+
+org_resource(o) := sprintf("org/%s", [o.name])
+
+docker_resource(name) := concat("/", ["manifest/docker/service", name])
+
+k8s_resource(obj) := sprintf("manifest/kubernetes/%s/%s", [obj.kind, object.get(obj, ["metadata", "name"], "unnamed")])
+
+# ---------------------------------------------------------------------------------------------
+# Spec settings, with fail-closed defaults where a missing value would otherwise hide a finding.
+
+exposure := object.get(input.spec, ["network", "rpc", "exposure"], "public")
+
+rpc_tls if object.get(input.spec, ["network", "rpc", "tls"], false) == true
+
+phi_on_chain := object.get(input.spec, ["data", "phiOnChain"], "allowed")
+
+is_prod if {
+	is_string(input.environment)
+	lower(input.environment) in {"prod", "production"}
+}
+
+# ---------------------------------------------------------------------------------------------
+# Ports and addresses.
+
+# port_of_addr("tcp://0.0.0.0:26657") == "26657"; "unix://..." and addresses without a port yield
+# nothing.
+port_of_addr(addr) := p if {
+	is_string(addr)
+	not startswith(addr, "unix://")
+	parts := split(addr, ":")
+	count(parts) > 1
+	p := parts[count(parts) - 1]
+	regex.match(`^[0-9]+$`, p)
+}
+
+# host_of_addr("tcp://127.0.0.1:26657") == "127.0.0.1"; ":26660" gives "" (all interfaces).
+host_of_addr(addr) := h if {
+	is_string(addr)
+	rest := trim_prefix(trim_prefix(addr, "tcp://"), "http://")
+	parts := split(rest, ":")
+	h := concat(":", array.slice(parts, 0, count(parts) - 1))
+}
+
+loopback_host(h) if h in {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+loopback_host(h) if startswith(h, "127.")
+
+# The container ports serving RPC and Prometheus metrics, taken from every node's rendered config
+# plus the CometBFT defaults.
+rpc_ports := {p | some n in input.nodes; p := port_of_addr(n.config.rpc.laddr)} | {"26657"}
+
+metrics_ports := {p |
+	some n in input.nodes
+	p := port_of_addr(object.get(n.config, ["instrumentation", "prometheus_listen_addr"], ""))
+} | {"26660"}
+
+# A port number or string as a string: 26657 -> "26657".
+port_string(x) := x if is_string(x)
+
+port_string(x) := format_int(x, 10) if is_number(x)
+
+# port_matches(target, port): target is "26657", "26650-26660" or a number.
+port_matches(target, port) if port_string(target) == port
+
+port_matches(target, port) if {
+	bounds := split(port_string(target), "-")
+	count(bounds) == 2
+	regex.match(`^[0-9]+$`, bounds[0])
+	regex.match(`^[0-9]+$`, bounds[1])
+	regex.match(`^[0-9]+$`, port)
+	to_number(bounds[0]) <= to_number(port)
+	to_number(port) <= to_number(bounds[1])
+}
+
+# ---------------------------------------------------------------------------------------------
+# Docker compose.
+
+docker_services := object.get(input, ["manifests", "docker", "services"], {})
+
+# Every entry of a service's `ports:` publishes a container port on the host. Short syntax:
+# "26657", "26657:26657", "127.0.0.1:26657:26657", "[::1]:26657:26657", with optional "/tcp";
+# numbers; long syntax {"target": 26657, "published": "26657", "host_ip": "127.0.0.1"}.
+docker_port(p) := {"host_ip": "", "target": port_string(p)} if is_number(p)
+
+docker_port(p) := {"host_ip": host, "target": parts[count(parts) - 1]} if {
+	is_string(p)
+	parts := split(split(p, "/")[0], ":")
+	host := concat(":", array.slice(parts, 0, count(parts) - 2))
+}
+
+docker_port(p) := {"host_ip": object.get(p, "host_ip", ""), "target": port_string(p.target)} if is_object(p)
+
+# Published ports of docker services that are reachable beyond the host's loopback interface.
+docker_published contains {"service": name, "host_ip": e.host_ip, "target": e.target, "raw": p} if {
+	some name, svc in docker_services
+	some p in object.get(svc, "ports", [])
+	e := docker_port(p)
+	not loopback_host(e.host_ip)
+}
+
+# Environment variables with a literal value: list form ["NAME=value"] and map form {NAME: value}.
+docker_env(svc) := {[name, value] |
+	some entry in object.get(svc, "environment", [])
+	is_string(entry)
+	i := indexof(entry, "=")
+	i > 0
+	name := substring(entry, 0, i)
+	value := substring(entry, i + 1, -1)
+} if is_array(object.get(svc, "environment", []))
+
+docker_env(svc) := {pair |
+	some name
+	value := svc.environment[name]
+	value != null
+	pair := [name, sprintf("%v", [value])]
+} if is_object(object.get(svc, "environment", []))
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes.
+
+k8s_objects := object.get(input, ["manifests", "kubernetes"], [])
+
+pod_spec(obj) := obj.spec if obj.kind == "Pod"
+
+pod_spec(obj) := obj.spec.template.spec if obj.kind in {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
+
+pod_spec(obj) := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob"
+
+# Every container of every workload, init containers included.
+k8s_containers contains {"object": obj, "container": c} if {
+	some obj in k8s_objects
+	ps := pod_spec(obj)
+	some field in ["initContainers", "containers"]
+	some c in object.get(ps, field, [])
+}
+
+# A Service port serves `ports` if its port/targetPort is one of them or it is named like `names`.
+service_port_serves(sp, ports, _) if port_string(object.get(sp, "port", "")) in ports
+
+service_port_serves(sp, ports, _) if port_string(object.get(sp, "targetPort", "")) in ports
+
+service_port_serves(sp, _, names) if object.get(sp, "name", "") in names
+
+service_port_serves(sp, _, names) if object.get(sp, "targetPort", "") in names
+
+service_type(svc) := object.get(svc, ["spec", "type"], "ClusterIP")
+
+# Services of type NodePort/LoadBalancer make their ports reachable from outside the cluster.
+k8s_external_services contains svc if {
+	some svc in k8s_objects
+	svc.kind == "Service"
+	service_type(svc) in {"NodePort", "LoadBalancer"}
+}
+
+k8s_service_exposes_rpc(svc) if {
+	some sp in object.get(svc.spec, "ports", [])
+	service_port_serves(sp, rpc_ports, {"rpc"})
+}
+
+k8s_service_exposes_metrics(svc) if {
+	some sp in object.get(svc.spec, "ports", [])
+	service_port_serves(sp, metrics_ports, {"metrics", "prometheus"})
+}
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables that look like key material: the name contains KEY or SECRET and the value
+# is a literal. Names ending in _FILE, _PATH or _DIR point at a mounted file and are not material.
+sensitive_env_name(name) if {
+	u := upper(name)
+	some word in ["KEY", "SECRET"]
+	contains(u, word)
+	not reference_env_name(u)
+}
+
+reference_env_name(u) if {
+	some suffix in ["_FILE", "_PATH", "_DIR"]
+	endswith(u, suffix)
+}
+
+# Literal sensitive environment variables in docker services and Kubernetes containers.
+env_literals contains {"resource": docker_resource(name), "name": pair[0]} if {
+	some name, svc in docker_services
+	some pair in docker_env(svc)
+	sensitive_env_name(pair[0])
+	trim_space(pair[1]) != ""
+}
+
+env_literals contains {"resource": k8s_resource(x.object), "name": e.name} if {
+	some x in k8s_containers
+	some e in object.get(x.container, "env", [])
+	sensitive_env_name(e.name)
+	v := object.get(e, "value", "")
+	trim_space(sprintf("%v", [v])) != ""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Persistent peers: "id@host:port,id@host:port" -> {"node": <name>, "id": <id>, "addr": <host:port>}.
+peer_entries contains {"node": n.name, "id": lower(parts[0]), "addr": parts[1]} if {
+	some n in input.nodes
+	some raw in split(object.get(n.config, ["p2p", "persistent_peers"], ""), ",")
+	entry := trim_space(raw)
+	entry != ""
+	parts := split(entry, "@")
+	count(parts) == 2
+}
+
+# The spec field a node's image comes from: the node's own `image` if it sets one, else the chain's.
+image_path(n) := sprintf("%s.image", [n.path]) if {
+	some o in input.spec.organizations
+	o.name == n.org
+	some sn in o.nodes
+	sn.name == n.name
+	object.get(sn, "image", null) != null
+} else := "spec.chain.image"
