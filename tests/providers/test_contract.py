@@ -1,0 +1,83 @@
+"""One contract every provider keeps: a fresh plan creates, apply then plan is unchanged, observe returns
+every node, destroy leaves nothing. Parametrised over providers (the Kubernetes one joins later)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hcops.plan.desired import NetworkPlan, build_plan
+from hcops.progress import RecordingReporter
+from hcops.providers.base import Action, ApplyOptions, Provider
+from hcops.spec.loader import load_spec
+from tests.providers import docker_support
+from tests.providers.fake import FakeProvider
+
+
+@dataclass
+class Subject:
+    provider: Provider
+    plan: NetworkPlan
+    leftovers: Callable[[], list[str]]
+
+
+def _fake(tmp_path: Path) -> Iterator[Subject]:
+    net = docker_support.TestNetwork(tmp_path, docker_support.unique_name("fake"), 40000, "10.250.0.0/24")
+    net.write()
+    plan = build_plan(load_spec(net.spec, "test"), net.state_dir)
+    prov = FakeProvider()
+    yield Subject(prov, plan, lambda: prov.leftovers(plan))
+
+
+def _docker(tmp_path: Path) -> Iterator[Subject]:
+    client = docker_support.docker_client()
+    from hcops.providers.docker.provider import DockerProvider
+
+    net = docker_support.new_network(client, tmp_path, "contract")
+    try:
+        plan = build_plan(load_spec(net.spec, "test"), net.state_dir)
+        yield Subject(DockerProvider(client), plan, lambda: docker_support.leftovers(client, net.name))
+    finally:
+        docker_support.cleanup(client, net.name)
+
+
+FACTORIES: dict[str, Callable[[Path], Iterator[Subject]]] = {"fake": _fake, "docker": _docker}
+
+
+@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.integration)])
+def subject(request: Any, tmp_path: Path) -> Iterator[Subject]:
+    yield from FACTORIES[request.param](tmp_path)
+
+
+def test_provider_contract(subject: Subject) -> None:
+    prov, plan = subject.provider, subject.plan
+    assert isinstance(prov, Provider)
+
+    fresh = prov.plan(plan)
+    containers = [c for c in fresh.items if c.kind not in ("network", "volume")]
+    assert {c.node for c in containers} == {n.name for n in plan.nodes}
+    assert all(c.action is Action.create for c in fresh.items)
+
+    result = prov.apply(plan, RecordingReporter(), ApplyOptions(timeout=120))
+    assert result.changes.pending
+    assert {n.name for n in result.observation.nodes} == {n.name for n in plan.nodes}
+
+    again = prov.plan(plan)
+    assert not again.pending, [c for c in again.pending]
+    noop = prov.apply(plan, RecordingReporter(), ApplyOptions(timeout=120))
+    assert not noop.changes.pending
+
+    obs = prov.observe(plan)
+    assert [n.name for n in obs.nodes] == [n.name for n in plan.nodes]
+    assert all(n.present and n.state == "running" for n in obs.nodes)
+    assert all(n.height is not None and n.height >= 1 for n in obs.nodes)
+    assert obs.undeclared == ()
+
+    gone = prov.destroy(plan, RecordingReporter(), prune_volumes=True)
+    assert gone.removed
+    assert subject.leftovers() == []
+    assert all(not n.present for n in prov.observe(plan).nodes)
