@@ -12,4 +12,21 @@ class KubernetesSettings(BaseModel):
 
     namespace: Name | None = Field(None, description="Defaults to metadata.name.")
     storage_class: str | None = Field(None, alias="storageClass")
-    context: str | None = Field(None, description="kubeconfig context; in-cluster config when absent.")
+    context: str | None = Field(
+        None,
+        description="kubeconfig context ($KUBECONFIG or ~/.kube/config); without one, the kubeconfig's "
+        "current context, else the in-cluster service account.",
+    )
+    wait_for_ready: bool = Field(
+        True,
+        alias="waitForReady",
+        description="apply waits until every pod is ready and every validator signs blocks; false: apply the "
+        "objects only (for clusters that cannot run the pods, e.g. policy or review clusters).",
+    )
+    revert_drift: bool = Field(
+        True,
+        alias="revertDrift",
+        description="apply re-takes fields that imperative edits (kubectl edit/patch/set/scale) changed "
+        "behind hcops' back, and reports each one; false: fail instead. Fields owned by another "
+        "server-side-apply manager always fail the apply (never overwritten).",
+    )

@@ -1,0 +1,57 @@
+"""Reaching the cluster: the kubeconfig context named in the spec, else the kubeconfig's current context,
+else the in-cluster service account."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
+
+from hcops.errors import EnvironmentProblem
+
+
+def kubeconfig_path() -> Path | None:
+    """The first file of ``$KUBECONFIG`` (read now, not at import), else ``~/.kube/config`` if present."""
+    env = os.environ.get("KUBECONFIG", "")
+    for part in env.split(os.pathsep):
+        if part and Path(part).expanduser().is_file():
+            return Path(part).expanduser()
+    default = Path("~/.kube/config").expanduser()
+    return default if default.is_file() else None
+
+
+def in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def connect(context: str | None = None, kubeconfig: Path | None = None) -> ApiClient:
+    """An authenticated client; raises :class:`EnvironmentProblem` saying what was tried."""
+    path = kubeconfig or kubeconfig_path()
+    if path is not None:
+        try:
+            return kube_config.new_client_from_config(
+                config_file=str(path), context=context, persist_config=False
+            )
+        except (ConfigException, OSError, ValueError, KeyError) as exc:
+            raise EnvironmentProblem(
+                f"kubeconfig {path}: {exc}", hint="set provider.kubernetes.context to one of its contexts"
+            ) from None
+    if context:
+        raise EnvironmentProblem(
+            f"kubeconfig context '{context}' requested but no kubeconfig was found",
+            hint="set KUBECONFIG or create ~/.kube/config",
+        )
+    if in_cluster():
+        cfg = Configuration()
+        try:
+            kube_config.load_incluster_config(client_configuration=cfg)
+        except ConfigException as exc:
+            raise EnvironmentProblem(f"in-cluster configuration: {exc}") from None
+        return ApiClient(cfg)
+    raise EnvironmentProblem(
+        "no Kubernetes cluster configured: no kubeconfig and not running in a cluster",
+        hint="set KUBECONFIG (and provider.kubernetes.context), or run hcops in a pod",
+    )
