@@ -169,6 +169,11 @@ def _timeout_option(func: F) -> F:
                         help="Seconds to wait for the network (or each replaced node) to be ready.")(func)
 
 
+def _lock_timeout_option(func: F) -> F:
+    return click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+                        help="Seconds to wait for another apply/destroy of this network to finish.")(func)
+
+
 def _change_rows(changes: Any) -> list[list[Any]]:
     rows = []
     for c in changes.items:
@@ -229,10 +234,11 @@ def plan_command(spec_file: Path, environment: str | None, state_dir: Path | Non
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--prune-volumes", is_flag=True, help="Also remove the volumes of nodes no longer declared.")
 @_timeout_option
+@_lock_timeout_option
 @output_option("text", "json")
 @run
 def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
-                  prune_volumes: bool, timeout: float, fmt: str) -> int:
+                  prune_volumes: bool, timeout: float, lock_timeout: float, fmt: str) -> int:
     """Create or update the network so that it matches the spec, then wait until every validator signs."""
     from hcops.providers.base import ApplyOptions
     from hcops.usecases.deploy import apply as apply_spec
@@ -250,7 +256,8 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
                 output.text("nothing applied", err=True)
                 return 1
     outcome = apply_spec(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
-                         options=ApplyOptions(timeout=timeout, prune_volumes=prune_volumes))
+                         options=ApplyOptions(timeout=timeout, prune_volumes=prune_volumes),
+                         lock_timeout=lock_timeout)
     res = outcome.result
     nodes = res.observation.nodes
     if fmt == "json":
@@ -307,16 +314,17 @@ def status_command(spec_file: Path, environment: str | None, state_dir: Path | N
 @click.option("--prune-volumes", is_flag=True, help="Also remove the nodes' data volumes (chain data).")
 @click.option("--purge-keys", is_flag=True, help="Also delete the node and validator keys (needs --yes).")
 @click.option("--yes", "-y", is_flag=True, help="Confirm --purge-keys.")
+@_lock_timeout_option
 @run
 def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | None, prune_volumes: bool,
-                    purge_keys: bool, yes: bool) -> int:
+                    purge_keys: bool, yes: bool, lock_timeout: float) -> int:
     """Remove the network's containers and network; volumes and keys survive unless asked."""
     from hcops.usecases.deploy import destroy as destroy_network
 
     if purge_keys and not yes:
         raise InvalidInput("--purge-keys deletes the validators' keys for good; add --yes to confirm")
     outcome = destroy_network(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
-                              prune_volumes=prune_volumes, purge_keys=purge_keys)
+                              prune_volumes=prune_volumes, purge_keys=purge_keys, lock_timeout=lock_timeout)
     r = outcome.result
     kinds: dict[str, int] = {}
     for c in r.removed:
@@ -327,6 +335,176 @@ def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | 
         output.text(f"kept {len(r.kept)} volume(s) (use --prune-volumes to remove them)")
     if outcome.purged_keys:
         output.text(f"deleted the keys under {outcome.plan.state_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ audit
+def _audit_options(func: F) -> F:
+    for option in reversed([
+        click.option("-f", "--file", "spec_file", metavar="SPEC", default=None,
+                     type=click.Path(path_type=Path, dir_okay=False), help="Consortium spec (YAML)."),
+        env_option, state_option,
+        click.option("--audit-db", type=click.Path(path_type=Path, dir_okay=False), envvar="HCOPS_AUDIT_DB",
+                     default=None, help="Audit log file. Default: <state>/<network>/audit.db"),
+    ]):
+        func = option(func)
+    return func
+
+
+def _parse_interval(text: str | None) -> float | None:
+    from hcops.spec.types import parse_duration_ns
+
+    if text is None:
+        return None
+    try:
+        return parse_duration_ns(text if not text.isdigit() else f"{text}s") / 1e9
+    except ValueError:
+        raise InvalidInput(f"--interval expects a duration such as 30s or 1m, got {text!r}") from None
+
+
+@cli.group(name="audit", invoke_without_command=True)
+@_audit_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "junit"]), default="table",
+              show_default=True, help="Output format (with --watch: table or json event lines).")
+@click.option("--fail-on", type=click.Choice(["high", "medium", "low"]), default="high", show_default=True,
+              help="Exit 1 when a finding at or above this severity is open.")
+@click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Waivers file (the gate's format); matching findings are reported as waived.")
+@click.option("--opa-url", default=None, help="Evaluate with this OPA server instead of the embedded engine.")
+@click.option("--watch", is_flag=True, help="Audit continuously at a fixed interval until SIGINT/SIGTERM.")
+@click.option("--interval", default=None, metavar="DURATION",
+              help="Watch interval (default: spec.audit.interval).")
+@click.option("--serve", default=None, metavar="HOST:PORT",
+              help="With --watch: serve Prometheus /metrics and /healthz (e.g. 127.0.0.1:9464).")
+@click.option("--max-sweeps", type=click.IntRange(min=1), default=None,
+              help="With --watch: stop after N sweeps.")
+@click.pass_context
+def audit_command(ctx: click.Context, **kwargs: Any) -> None:
+    """Audit the running network once (or continuously with --watch) against the runtime policies.
+
+    Every sweep is recorded in the hash-chained audit log. Exit 0 when clean, 1 when a finding at or
+    above --fail-on is open, 2 on input errors.
+    """
+    if ctx.invoked_subcommand is None:
+        _audit(**kwargs)
+
+
+@run
+def _audit(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
+           fmt: str, fail_on: str, waivers: Path | None, opa_url: str | None, watch: bool,
+           interval: str | None, serve: str | None, max_sweeps: int | None) -> int:
+    from hcops.usecases import audit as uc
+
+    if spec_file is None:
+        raise InvalidInput("missing -f SPEC")
+    if (serve or max_sweeps or interval) and not watch:
+        raise InvalidInput("--interval, --serve and --max-sweeps need --watch")
+    options = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url)
+    if not watch:
+        sweep = uc.audit_once(spec_file, options)
+        _print_sweep(sweep, fmt, uc.sweep_json(sweep, sweep.facts["network"]))
+        return 0 if sweep.passed else ExitCode.CHECK_FAILED
+    if fmt not in ("table", "json"):
+        raise InvalidInput("--watch prints events as table lines or json lines")
+    import json as _json
+    from collections.abc import Mapping
+
+    def emit(event: Mapping[str, Any]) -> None:
+        if fmt == "json":
+            output.raw(_json.dumps(event, default=str))
+        elif event["event"] == "audit_started":
+            output.text(f"audit {event['audit_id']} started")
+        elif event["event"] == "violation_audited":
+            output.text(f"  {event['severity']:<6} {event['id']} {event['resource']}: {event['message']}")
+        else:
+            output.text(f"audit {event['audit_id']} finished: {event['findings']} finding(s), "
+                        f"{event['seconds']}s, head {event['head'][:16]}")
+
+    def changed(sweep: Any) -> None:
+        for i in sweep.changes.opened:
+            emit({"event": "incident_opened", **i.to_dict()}) if fmt == "json" else \
+                output.text(f"  incident {i.id} opened: {i.rule} {i.resource}")
+        for i in sweep.changes.cleared:
+            emit({"event": "incident_cleared", **i.to_dict()}) if fmt == "json" else \
+                output.text(f"  incident {i.id} cleared: {i.rule} {i.resource} (first seen {i.first_seen})")
+        for w in sweep.warnings:
+            output.text(f"warning: {w}", err=True)
+
+    result = uc.audit_watch(
+        spec_file, options, interval=_parse_interval(interval), serve=serve, max_sweeps=max_sweeps, emit=emit,
+        on_sweep=changed, on_error=lambda e: output.error(f"sweep failed: {e.message}", e.hint),
+        on_serving=lambda a: output.text(f"serving /metrics and /healthz on http://{a}", err=True))
+    output.text(f"audit stopped after {result.sweeps} sweep(s)"
+                + (f" ({result.stopped_by})" if result.stopped_by else ""), err=True)
+    return 0
+
+
+def _print_sweep(sweep: Any, fmt: str, doc: dict[str, Any]) -> None:
+    from hcops.policy import formats
+
+    if fmt == "json":
+        output.as_json(doc)
+        return
+    if fmt in ("sarif", "junit"):
+        output.raw(formats.render(sweep.report, fmt))
+        return
+    output.wide_table(output.simple_table(
+        ["node", "org", "role", "state", "up", "height", "peers", "image"],
+        [[n["name"], n["org"], n["role"], n["state"], "yes" if n["up"] else "NO", n["height"], n["peers"],
+          n["image"]] for n in doc["nodes"]], title=f"network {doc['network']}: audit {sweep.id}"))
+    if sweep.report.findings or sweep.report.waived:
+        output.wide_table(formats.findings_table(sweep.report))
+    verdict = "passed" if sweep.passed else "FAILED"
+    head = doc["sweep"]["head"]
+    output.text(f"audit {sweep.id} {verdict}: {len(sweep.report.findings)} finding(s) "
+                f"({sweep.seconds:.2f}s); log head {head['seq']} {head['hash']}")
+
+
+@audit_command.command(name="verify")
+@_audit_options
+@click.option("--anchored", is_flag=True,
+              help="Also check that the chain holds the log's anchored head hashes.")
+@run
+def audit_verify_command(spec_file: Path | None, environment: str | None, state_dir: Path | None,
+                         audit_db: Path | None, anchored: bool) -> int:
+    """Check the audit log's hash chain (and its anchors on chain); print the head hash."""
+    from hcops.usecases import audit as uc
+
+    outcome = uc.verify(spec_file, uc.AuditOptions(environment, state_dir, audit_db), anchored=anchored)
+    v = outcome.verification
+    for b in v.breaks:
+        output.text(f"BROKEN {b}", err=True)
+    if outcome.anchors is not None:
+        for p in outcome.anchors.problems:
+            output.text(f"ANCHOR {p}", err=True)
+        output.text(f"anchors: {outcome.anchors.checked} checked on chain via {outcome.anchors.node or '-'}")
+    pruned = f", records up to {v.pruned_upto} pruned (checkpoint)" if v.pruned_upto else ""
+    state = "intact" if outcome.ok else "BROKEN"
+    output.text(f"{outcome.path}: {state}, {v.records} record(s){pruned}")
+    output.text(f"head {v.head_seq} {v.head_hash}")
+    return 0 if outcome.ok else ExitCode.CHECK_FAILED
+
+
+@cli.command(name="report")
+@spec_option
+@env_option
+@state_option
+@click.option("--audit-db", type=click.Path(path_type=Path, dir_okay=False), envvar="HCOPS_AUDIT_DB",
+              default=None, help="Audit log file. Default: <state>/<network>/audit.db")
+@click.option("--format", "fmt", type=click.Choice(["html", "json", "md"]), default="html", show_default=True)
+@click.option("-o", "--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Report file to write.")
+@click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Waivers file, listed in the report and applied to the gate evaluation.")
+@run
+def report_command(spec_file: Path, environment: str | None, state_dir: Path | None, audit_db: Path | None,
+                   fmt: str, out_file: Path, waivers: Path | None) -> int:
+    """Write the compliance report: one row per HIPAA control with its rules, status and evidence."""
+    from hcops.usecases.report import write_report
+
+    result = write_report(spec_file, environment, state_dir, audit_db=audit_db, fmt=fmt, out=out_file,
+                          waivers=waivers)
+    output.text(f"wrote {out_file}: {result.summary}")
     return 0
 
 

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +114,7 @@ class TestNetwork:
                  f"  chain: {{blockInterval: {self.block_interval}}}",
                  "  provider:",
                  f"    docker: {{rpcHostPortBase: {self.port_base}, subnet: {self.subnet}}}"]
-        lines += [textwrap.dedent(v) for v in extra.values()]
+        lines += list(extra.values())  # each already indented under spec:
         (env / "test.yaml").write_text("\n".join(lines) + "\n")
 
     def args(self) -> list[str]:

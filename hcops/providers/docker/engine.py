@@ -54,7 +54,7 @@ _PORT_TAKEN = re.compile(r"(?:\[::\]|[\d.]+):(\d+).*?(?:address already in use|p
 def translate(exc: docker.errors.DockerException | requests.exceptions.RequestException,
               doing: str) -> HcopsError:
     """An engine failure while ``doing`` something, as a one-line error with a hint."""
-    if isinstance(exc, requests.exceptions.RequestException):
+    if isinstance(exc, requests.exceptions.RequestException) and not isinstance(exc, docker.errors.APIError):
         return _connect_error(exc)
     text = getattr(exc, "explanation", None) or str(exc)
     text = str(text)

@@ -81,11 +81,14 @@ class Waiter:
                                "while waiting") from None
             state = t.container.attrs.get("State") or {}
             status = state.get("Status")
-            if status in ("exited", "dead") or _restart_count(t.container) > t.restarts or \
-                    (status == "restarting"):
-                code = state.get("ExitCode")
-                raise NotReady(f"node {t.name}: container {t.container.name} {status or 'stopped'} "
-                               f"(exit code {code}, restarts {_restart_count(t.container)})",
+            restarts = _restart_count(t.container) - t.restarts
+            oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
+            if status in ("exited", "dead"):
+                raise NotReady(f"node {t.name}: container {t.container.name} {status} "
+                               f"(exit code {state.get('ExitCode')}{oom})", hint=_log_hint(t.container))
+            if restarts > 0 or status == "restarting":
+                raise NotReady(f"node {t.name}: container {t.container.name} is crash-looping "
+                               f"(restarted {max(restarts, 1)} time(s) while waiting{oom})",
                                hint=_log_hint(t.container))
 
     # ------------------------------------------------------------------ chain
