@@ -459,21 +459,19 @@ class KubeNetwork:
     def state_dir(self) -> Path:
         return self.root / "state"
 
-    def write(self, *extra: str) -> KubeNetwork:
-        """(Re)write the overlay; ``extra``: more overlay lines under ``spec:`` (two-space indented)."""
+    def write(self, *extra: str, **settings: str) -> KubeNetwork:
+        """(Re)write the overlay; ``extra``: more overlay lines under ``spec:`` (two-space indented);
+        ``settings``: more ``provider.kubernetes`` fields (YAML flow values)."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.spec.exists():
             self.spec.write_text(EXAMPLE.read_text())
         env = self.root / "environments"
         env.mkdir(exist_ok=True)
-        wait = "true" if self.wait_for_ready else "false"
-        lines = [
-            f"metadata: {{name: {self.name}}}",
-            "spec:",
-            f"  provider: {{type: kubernetes, kubernetes: {{namespace: {self.name}, "
-            f"context: {self.cluster.context}, waitForReady: {wait}}}}}",
-            *extra,
-        ]
+        kube = {"namespace": self.name, "context": self.cluster.context,
+                "waitForReady": "true" if self.wait_for_ready else "false", **settings}
+        flow = ", ".join(f"{k}: {v}" for k, v in kube.items())
+        lines = [f"metadata: {{name: {self.name}}}", "spec:",
+                 f"  provider: {{type: kubernetes, kubernetes: {{{flow}}}}}", *extra]
         (env / f"{ENV}.yaml").write_text("\n".join(lines) + "\n")
         return self
 

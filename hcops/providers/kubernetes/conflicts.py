@@ -13,6 +13,7 @@ from hcops.errors import ExitCode, HcopsError
 from hcops.providers.kubernetes.api import ApiError, Ref
 
 _MANAGER = re.compile(r'conflicts? with "([^"]+)"')
+_NAMED_ITEM = re.compile(r'\[name="([^"]+)"\]')
 
 
 class ApplyConflict(HcopsError):
@@ -47,8 +48,13 @@ def conflicts(err: ApiError, live: Mapping[str, Any] | None) -> tuple[Conflict, 
     for cause in err.causes or ({"message": err.message, "field": ""},):
         found = _MANAGER.search(str(cause.get("message", "")))
         manager = found.group(1) if found else "another manager"
-        out.append(Conflict(str(cause.get("field", "")).lstrip("."), manager, ops.get(manager, "")))
+        out.append(Conflict(field_path(str(cause.get("field", ""))), manager, ops.get(manager, "")))
     return tuple(out)
+
+
+def field_path(server_path: str) -> str:
+    """The server's ``.spec.containers[name="x"].image`` as diffs write it: ``spec.containers[x].image``."""
+    return _NAMED_ITEM.sub(r"[\1]", server_path).lstrip(".")
 
 
 def conflict_error(ref: Ref, found: tuple[Conflict, ...], *, revert_drift: bool) -> ApplyConflict:

@@ -200,6 +200,17 @@ def is_storage(ref: Ref) -> bool:
     return ref.kind in STORAGE_KINDS
 
 
+def prune_candidates(want: Desired, live: Live, prune_volumes: bool) -> list[Obj]:
+    """Objects hcops applied earlier that the spec no longer declares (storage only when asked)."""
+    declared = want.refs
+    out = [
+        o
+        for r, o in live.objects.items()
+        if r not in declared and applied_by_hcops(o) and not owned(o) and (prune_volumes or not is_storage(r))
+    ]
+    return sorted(out, key=order_key, reverse=True)
+
+
 def undeclared(want: Desired, live: Live) -> list[Obj]:
     """Labelled objects the spec does not declare: not rendered, not made by a controller, not storage."""
     declared = want.refs

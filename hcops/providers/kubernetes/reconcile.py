@@ -28,10 +28,8 @@ from hcops.providers.kubernetes.diff import field_changes, normalize
 from hcops.providers.kubernetes.objects import (
     Desired,
     Live,
-    applied_by_hcops,
-    is_storage,
     order_key,
-    owned,
+    prune_candidates,
 )
 
 WORKERS = 8
@@ -116,19 +114,11 @@ def plan_changes(api: KubeApi, want: Desired, live: Live, *, prune_volumes: bool
         return _change(ref, Action.update if fields else Action.unchanged, node, fields)
 
     items = [c for g in groups(want.objects) for c in _parallel(g, one)]
-    items += [_change(Ref.of(o), Action.delete, want.node_of(o)) for o in prunable(want, live, prune_volumes)]
-    return Changes(tuple(items))
-
-
-def prunable(want: Desired, live: Live, prune_volumes: bool) -> list[Obj]:
-    """Objects hcops applied earlier that the spec no longer declares (storage only when asked)."""
-    declared = want.refs
-    out = [
-        o
-        for r, o in live.objects.items()
-        if r not in declared and applied_by_hcops(o) and not owned(o) and (prune_volumes or not is_storage(r))
+    items += [
+        _change(Ref.of(o), Action.delete, want.node_of(o))
+        for o in prune_candidates(want, live, prune_volumes)
     ]
-    return sorted(out, key=order_key, reverse=True)
+    return Changes(tuple(items))
 
 
 # ------------------------------------------------------------------ apply
@@ -175,7 +165,7 @@ def apply_objects(
         kind = group[0]["kind"]
         reporter.step(f"applying {len(group)} {kind} object(s)")
         items += _parallel(group, one)
-    stale = prunable(want, live, prune_volumes)
+    stale = prune_candidates(want, live, prune_volumes)
     if stale:
         reporter.step(f"deleting {len(stale)} object(s) the spec no longer declares")
         items += delete_objects(api, stale, want)
