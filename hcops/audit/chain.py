@@ -134,6 +134,24 @@ def verify_records(
     )
 
 
+def verify_segment(records: Iterable[Record], start_seq: int, start_hash: str) -> list[Break]:
+    """Records appended after an already verified (``start_seq``, ``start_hash``): the cheap check a
+    long-running audit makes before each sweep."""
+    breaks: list[Break] = []
+    seq, prev = start_seq, start_hash
+    for r in records:
+        if r.seq != seq + 1:
+            breaks.append(
+                Break(r.seq, f"sequence jumps from {seq} to {r.seq} (a record was deleted or inserted)")
+            )
+        if r.prev != prev:
+            breaks.append(Break(r.seq, f"its previous-hash does not match record {seq}"))
+        if r.computed_hash() != r.hash:
+            breaks.append(Break(r.seq, "content does not match its hash (the record was edited)"))
+        seq, prev = r.seq, r.hash
+    return breaks
+
+
 def _latest_checkpoint(rows: list[Record]) -> Record | None:
     marks = [r for r in rows if r.kind == "checkpoint" and isinstance(r.body.get("upto"), int)]
     return max(marks, key=lambda r: int(r.body["upto"]), default=None)
