@@ -191,6 +191,18 @@ class AuditLog:
         ).fetchone()
         return _row(row) if row else None
 
+    def daily(self, days: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Sweeps per UTC day over the last ``days``: count, failed, peak open findings by severity."""
+        since = now_text((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days))
+        rows = self._db.execute(
+            "SELECT substr(time, 1, 10) AS day, COUNT(*), SUM(json_extract(body, '$.passed') = 0),"
+            " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.high'), 0)),"
+            " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.medium'), 0)),"
+            " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.low'), 0))"
+            " FROM records WHERE kind = 'sweep' AND time >= ? GROUP BY day ORDER BY day", (since,))
+        return [{"day": r[0], "sweeps": r[1], "failed": r[2] or 0, "high": r[3], "medium": r[4], "low": r[5]}
+                for r in rows]
+
     def verify(self) -> Verification:
         rows = self._db.execute("SELECT seq, kind, time, body, prev_hash, hash FROM records ORDER BY seq")
         return verify_records((_row(r) for r in rows), expected_head=self._read_head())
