@@ -124,6 +124,21 @@ class KubeApi:
         timeout: float | None = None,
     ) -> Any:
         """One request; the decoded JSON answer (``None`` when empty). Raises :class:`ApiError`."""
+        return self.exchange(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout
+        )[1]
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | bool] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
+        """One request; its HTTP status (2xx) and decoded JSON answer. Raises :class:`ApiError`."""
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _, url, headers, body, _ = self.client.param_serialize(
@@ -141,7 +156,7 @@ class KubeApi:
                 hint="check the kubeconfig context (provider.kubernetes.context)",
             ) from None
         if 200 <= status < 300:
-            return json.loads(data) if data else None
+            return status, json.loads(data) if data else None
         raise _error(status, data, method, path)
 
     # ------------------------------------------------------------------ discovery
@@ -221,15 +236,21 @@ class KubeApi:
 
     def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False, force: bool = False) -> Obj:
         """Server-side apply as field manager ``hcops``; 409 (field conflict) raises :class:`ApiError`."""
+        return self.apply_created(obj, dry_run=dry_run, force=force)[0]
+
+    def apply_created(
+        self, obj: Mapping[str, Any], *, dry_run: bool = False, force: bool = False
+    ) -> tuple[Obj, bool]:
+        """:meth:`apply`, and whether it created the object (HTTP 201)."""
         ref = Ref.of(obj)
         rt = self.resource_type(ref.api_version, ref.kind)
         query: dict[str, str | int | bool] = {"fieldManager": FIELD_MANAGER, "force": force}
         if dry_run:
             query["dryRun"] = "All"
-        result: Obj = self.request(
+        status, result = self.exchange(
             "PATCH", rt.item(ref.name, ref.namespace or None), query=query, body=obj, content_type=APPLY_PATCH
         )
-        return result
+        return result, status == 201
 
     def delete(self, ref: Ref, *, propagation: str = "Background") -> bool:
         """Delete; False when it was already gone."""

@@ -83,7 +83,7 @@ class KubernetesProvider:
         state.extra = {**state.extra, "server": api.server, "namespace": want.namespace}
         store.save(state)
 
-        changes = apply_objects(
+        changes, live = apply_objects(
             api, want, live, reporter, revert_drift=settings.revert_drift, prune_volumes=options.prune_volumes
         )
         if not changes.pending:
@@ -99,7 +99,6 @@ class KubernetesProvider:
         else:
             reporter.step("objects applied; not waiting for pods (provider.kubernetes.waitForReady: false)")
 
-        live = read_live(api, want)
         state.nodes = {
             n.name: NodeRecord(container=f"{_sts_name(want, n.name)}-0", resource_id=_uid(live, want, n.name))
             for n in plan.nodes

@@ -33,6 +33,7 @@ from hcops.providers.kubernetes.objects import (
 )
 
 WORKERS = 8
+ADOPTED = "(labelled for this network by hcops)"  # an existing object without the labels, taken over
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -103,7 +104,8 @@ def plan_changes(api: KubeApi, want: Desired, live: Live, *, prune_volumes: bool
 
     def one(obj: Obj) -> Change:
         ref = Ref.of(obj)
-        cur = live.get(ref) or api.get(ref)
+        # Not found by label: look it up by name, unless its namespace does not even exist.
+        cur = live.get(ref) or (api.get(ref) if ns_ready or not ref.namespace else None)
         node = want.node_of(obj)
         if cur is None:
             if ns_ready or not ref.namespace:
@@ -130,19 +132,21 @@ def apply_objects(
     *,
     revert_drift: bool,
     prune_volumes: bool = False,
-) -> Changes:
+) -> tuple[Changes, Live]:
+    """Apply every declared object and delete stale ones; the changes, and the live objects after."""
     ns = live.get(Ref("v1", "Namespace", "", want.namespace))
     if ns is not None and (ns.get("metadata") or {}).get("deletionTimestamp"):
         raise EnvironmentProblem(
             f"namespace {want.namespace} is being deleted",
             hint="wait until it is gone (`kubectl get ns`), then apply again",
         )
+    after = dict(live.objects)
 
     def one(obj: Obj) -> Change:
         ref = Ref.of(obj)
-        cur = live.get(ref) or api.get(ref)
+        cur = live.get(ref)  # None: absent, or present without the network's labels (then adopted)
         try:
-            result = api.apply(obj)
+            result, created = api.apply_created(obj)
         except ApiError as exc:
             if not exc.conflict:
                 raise translate(exc, ref, "apply") from None
@@ -152,13 +156,17 @@ def apply_objects(
             for c in found:
                 reporter.warn(f"{ref}: reverting {c.field}, changed behind hcops' back by {c.manager}")
             try:
-                result = api.apply(obj, force=True)
+                result, created = api.apply_created(obj, force=True)
             except ApiError as exc2:
                 raise translate(exc2, ref, "apply") from None
+        after[ref] = result
+        node = want.node_of(obj)
+        if created:
+            return _change(ref, Action.create, node)
         if cur is None:
-            return _change(ref, Action.create, want.node_of(obj))
+            return _change(ref, Action.update, node, (FieldChange("metadata.labels", None, ADOPTED),))
         fields = field_changes(normalize(cur), normalize(result))
-        return _change(ref, Action.update if fields else Action.unchanged, want.node_of(obj), fields)
+        return _change(ref, Action.update if fields else Action.unchanged, node, fields)
 
     items: list[Change] = []
     for group in groups(want.objects):
@@ -169,7 +177,9 @@ def apply_objects(
     if stale:
         reporter.step(f"deleting {len(stale)} object(s) the spec no longer declares")
         items += delete_objects(api, stale, want)
-    return Changes(tuple(items))
+        for o in stale:
+            after.pop(Ref.of(o), None)
+    return Changes(tuple(items)), Live(after)
 
 
 def delete_objects(api: KubeApi, objects: Iterable[Mapping[str, Any]], want: Desired) -> list[Change]:
