@@ -534,3 +534,47 @@ violations["HC-AZ1-BAA-UNDATED"] := json.patch(example, [
 	{"op": "add", "path": "/organizations/2/baa", "value": {"signed": true, "signedOn": null}},
 	{"op": "add", "path": "/spec/organizations/2/baa", "value": {"signed": true, "signedOn": null}},
 ])
+
+# Further documents for the differential corpus (policies/testdata/variants/<name>/input.json): other
+# spellings of the same mistakes, exercising the parsing helpers of lib.rego in both engines.
+variants["all-contacts"] := example_all_contacts
+
+variants["docker-env-list"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/docker/services/stmary-val-0/environment",
+	"value": ["CMTHOME=/cometbft", "node_secret=hunter2", "PRIV_VALIDATOR_KEY_FILE=/run/secrets/key.json", "API_KEY"],
+}])
+
+variants["kubernetes-env-literal"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/env/-",
+	"value": {"name": "VALIDATOR_KEY", "value": "eyJwcml2X2tleSI6ICIuLi4ifQ=="},
+}])
+
+variants["docker-port-forms"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/docker/services/stmary-val-0/ports",
+	"value": [
+		{"target": 26657, "published": "26657"}, "10.0.0.5:26657:26657/tcp",
+		"26650-26670:26650-26670", 26660, "[::1]:26657:26657",
+	],
+}])
+
+variants["consortium-nodeport"] := json.patch(example, [
+	{"op": "add", "path": "/spec/network/rpc/exposure", "value": "consortium"},
+	{"op": "add", "path": "/manifests/kubernetes/-", "value": {
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": {"name": "stmary-val-0-rpc", "namespace": namespace},
+		"spec": {"type": "NodePort", "ports": [{"name": "rpc", "port": 26657, "targetPort": "rpc"}]},
+	}},
+])
+
+variants["configmap-key-content"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/5/data/keys",
+	"value": "{\"id\": \"x\", \"priv_key\": {\"type\": \"tendermint/PrivKeyEd25519\"}}",
+}])
+
+variants["untagged-image-no-environment"] := json.patch(example, [
+	{"op": "add", "path": "/environment", "value": null},
+	{"op": "add", "path": "/nodes/1/image", "value": "cometbft/cometbft"},
+	{"op": "add", "path": "/nodes/1/imageRef", "value": {"repository": "cometbft/cometbft", "tag": null, "digest": null}},
+	{"op": "add", "path": "/spec/network/rpc/unsafe", "value": true},
+	{"op": "add", "path": "/nodes/2/config/rpc/unsafe", "value": true},
+])

@@ -54,7 +54,7 @@ deny contains f if {
 	lib.port_matches(p.target, port)
 	f := {
 		"id": "HC-TS1-PLAINTEXT-RPC-PUBLISHED",
-		"msg": sprintf("service %s publishes plaintext RPC (port %s) beyond loopback", [p.service, p.target]),
+		"msg": concat("", ["service ", p.service, " publishes plaintext RPC (port ", p.target, ") beyond loopback"]),
 		"resource": lib.docker_resource(p.service),
 		"path": "spec.network.rpc.tls",
 	}

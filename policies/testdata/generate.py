@@ -9,6 +9,8 @@ Outputs, next to this script:
     example-dev/input.json            the same consortium in the dev environment, without a digest;
                                       passes the gate with warnings
     violations/<RULE-ID>/input.json   one variant of the example per built-in rule, triggering it
+    variants/<name>/input.json        further variants (other spellings of the same mistakes) for
+                                      the differential test of the two engines
 
 One directory per document: `opa test policies/` loads every JSON file below policies/ as data,
 rooted at its directory, and documents sharing a directory would collide.
@@ -35,7 +37,7 @@ FIXTURE = HERE.parent / "testdata_test.rego"
 PACKAGE = "data.hcops.hipaa.testdata"
 QUERY = (
     f'x := {{"example": {PACKAGE}.example, "example-dev": {PACKAGE}.example_dev, '
-    f'"violations": {PACKAGE}.violations}}'
+    f'"violations": {PACKAGE}.violations, "variants": {PACKAGE}.variants}}'
 )
 # Top-level key order of docs/policy-input.md.
 KEY_ORDER = [
@@ -102,8 +104,11 @@ def main() -> int:
     }
     for rule_id, doc in sorted(corpus["violations"].items()):
         files[HERE / "violations" / rule_id / "input.json"] = dump(doc)
+    for name, doc in sorted(corpus["variants"].items()):
+        files[HERE / "variants" / name / "input.json"] = dump(doc)
 
-    stale = sorted(set((HERE / "violations").glob("*/input.json")) - set(files))
+    existing = set(HERE.glob("violations/*/input.json")) | set(HERE.glob("variants/*/input.json"))
+    stale = sorted(existing - set(files))
     if args.check:
         bad = [p for p, text in files.items() if not p.is_file() or p.read_text() != text] + stale
         for p in bad:
