@@ -1,0 +1,156 @@
+"""Finding policy modules and data files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from hcops.errors import Diagnostic, InvalidInput, Location
+
+ENV_POLICY_DIR = "HCOPS_POLICY_DIR"
+RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
+
+
+def builtin_policy_dir() -> Path:
+    """The built-in pack: ``$HCOPS_POLICY_DIR`` if set, else the repository's ``policies/``."""
+    override = os.environ.get(ENV_POLICY_DIR, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it lies below it, else absolute; '/'-separated."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    name: str  # display path, the module name in messages
+    path: Path
+    source: str
+    builtin: bool
+
+    @property
+    def is_test(self) -> bool:
+        return self.name.endswith("_test.rego")
+
+
+def _rego_files(root: Path, exclude: Iterable[str]) -> list[Path]:
+    if root.is_file():
+        return [root] if root.suffix == ".rego" else []
+    if not root.is_dir():
+        raise InvalidInput(f"policy directory not found: {root}")
+    skip = {root / e for e in exclude}
+    out = []
+    for path in sorted(root.rglob("*.rego")):
+        rel_parts = path.relative_to(root).parts
+        if any(part.startswith(".") for part in rel_parts):
+            continue
+        if any(path.is_relative_to(s) for s in skip):
+            continue
+        out.append(path)
+    return out
+
+
+def collect_policies(
+    policy_dirs: Sequence[Path] = (),
+    *,
+    builtin_dir: Path | None = None,
+    include_tests: bool = False,
+    include_runtime: bool = False,
+) -> list[PolicyFile]:
+    """Every ``.rego`` file of the built-in pack (without ``runtime/`` unless asked) and the user
+    directories, each file once, in a stable order."""
+    found: dict[Path, PolicyFile] = {}
+    sources: list[tuple[Path, bool, tuple[str, ...]]] = []
+    if builtin_dir is not None:
+        sources.append((builtin_dir, True, () if include_runtime else (RUNTIME_DIR,)))
+    sources.extend((Path(d), False, ()) for d in policy_dirs)
+    for root, builtin, exclude in sources:
+        for path in _rego_files(root, exclude):
+            key = path.resolve()
+            if key in found:
+                continue
+            name = display_path(path)
+            if not include_tests and name.endswith("_test.rego"):
+                continue
+            try:
+                source = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"cannot read policy file {name}: {exc}") from exc
+            found[key] = PolicyFile(name, path, source, builtin)
+    files = sorted(found.values(), key=lambda f: f.name)
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):  # pragma: no cover - display paths are unique per file
+        raise InvalidInput("two policy files share a name")
+    return files
+
+
+def modules_of(files: Iterable[PolicyFile]) -> dict[str, str]:
+    return {f.name: f.source for f in files}
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any], origin: str, prefix: str,
+           diags: list[Diagnostic]) -> None:
+    for key, value in new.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key in into:
+            if isinstance(into[key], dict) and isinstance(value, Mapping):
+                _merge(into[key], value, origin, path, diags)
+            elif into[key] != value:
+                diags.append(Diagnostic(f"data.{path} is set by more than one data file",
+                                        path=path, location=Location(origin, 1)))
+        else:
+            into[key] = json.loads(json.dumps(value, default=str)) if not isinstance(value, dict) else {}
+            if isinstance(value, Mapping):
+                _merge(into[key], value, origin, path, diags)
+
+
+def load_data_files(paths: Sequence[Path]) -> dict[str, Any]:
+    """Merge JSON/YAML data files into one ``data`` document; conflicting values are InvalidInput."""
+    merged: dict[str, Any] = {}
+    diags: list[Diagnostic] = []
+    for path in paths:
+        name = display_path(Path(path))
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read data file {name}: {exc}") from exc
+        doc: Any
+        if Path(path).suffix.lower() == ".json":
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput("malformed JSON data file", [
+                    Diagnostic(exc.msg, location=Location(name, exc.lineno, exc.colno))]) from exc
+        else:
+            try:
+                doc = YAML(typ="safe").load(text)
+            except MarkedYAMLError as exc:
+                mark = exc.problem_mark
+                loc = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name, 1)
+                raise InvalidInput("malformed YAML data file",
+                                   [Diagnostic(str(exc.problem or "invalid YAML"), location=loc)]) from exc
+            except YAMLError as exc:
+                raise InvalidInput(f"malformed YAML data file {name}: {exc}") from exc
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise InvalidInput("a data file must hold a mapping", [
+                Diagnostic("expected a mapping at the top level", location=Location(name, 1))])
+        _merge(merged, doc, name, "", diags)
+    if diags:
+        raise InvalidInput("conflicting policy data", diags)
+    return merged

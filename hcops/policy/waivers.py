@@ -1,0 +1,270 @@
+"""Waivers: accepted risks recorded in YAML, each with a justification, an approver and an expiry.
+
+File format (a bare list is accepted too)::
+
+    waivers:
+      - id: HC-AC1-RPC-PUBLIC          # the rule id, exactly
+        resource: "network/*"          # fnmatch glob over the finding's resource
+        justification: De-identified research feed, approved by the privacy board
+        approver: privacy-officer@example.org
+        expires: 2026-06-30            # last day the waiver applies
+        environments: [staging]        # optional: only in these --env environments
+
+A waiver that matches moves the finding to ``waived``. HIPAA risk management (164.308(a)(1)(ii)(B))
+needs every accepted risk documented and reviewed, so an expired waiver, or one missing its
+justification, approver or expiry, is itself a deny finding, and a waiver matching nothing is a warn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from hcops.errors import Diagnostic, InvalidInput, Location
+from hcops.policy.findings import Finding, Level
+from hcops.policy.metadata import RuleMeta
+from hcops.policy.sources import display_path
+
+WAIVER_INVALID = "HC-RA1-WAIVER-INVALID"
+WAIVER_EXPIRED = "HC-RA1-WAIVER-EXPIRED"
+WAIVER_UNUSED = "HC-RA1-WAIVER-UNUSED"
+_CITATION = ("164.308(a)(1)(ii)(B)",)
+_FIELDS = ("id", "resource", "justification", "approver", "expires", "environments")
+_REQUIRED_TEXT = ("id", "resource", "justification", "approver")
+
+
+def _rule(rid: str, rule: str, severity: str, title: str, description: str, remediation: str) -> RuleMeta:
+    return RuleMeta(id=rid, title=title, description=description, hipaa=_CITATION, control="RA-1",
+                    severity=severity, remediation=remediation, package="hcops.waivers", rule=rule,
+                    file="<hcops>", line=0)
+
+
+WAIVER_RULES: tuple[RuleMeta, ...] = (
+    _rule(WAIVER_INVALID, "deny", "high", "Waiver incomplete",
+          "A waiver must name the rule id and resource it covers and record a justification, an "
+          "approver and an expiry date; an incomplete waiver documents no accepted risk and is not "
+          "applied.",
+          "Complete the waiver entry (id, resource, justification, approver, expires) or remove it."),
+    _rule(WAIVER_EXPIRED, "deny", "high", "Waiver expired",
+          "An accepted risk must be reviewed periodically; a waiver past its expiry date is not applied "
+          "and must be renewed after a fresh review, or removed.",
+          "Review the risk again: renew the waiver with a new expiry and approver, or fix the finding "
+          "and remove the waiver."),
+    _rule(WAIVER_UNUSED, "warn", "low", "Waiver matches no finding",
+          "A waiver that matches no finding is stale documentation of a risk that no longer exists "
+          "(or a typo in its id or resource).",
+          "Remove the waiver, or correct its id or resource pattern."),
+)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    index: int
+    id: str
+    resource: str
+    justification: str
+    approver: str
+    expires: dt.date | None
+    environments: tuple[str, ...] = ()
+    location: Location | None = None
+    problems: tuple[str, ...] = ()  # why the entry is incomplete; empty when valid
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and self.expires < today
+
+    def applies_in(self, environment: str | None) -> bool:
+        return not self.environments or (environment is not None and environment in self.environments)
+
+    def matches(self, finding: Finding) -> bool:
+        return finding.id == self.id and fnmatchcase(finding.resource, self.resource)
+
+    def describe(self) -> str:
+        return f"waiver #{self.index} ({self.id or '?'} on {self.resource or '?'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "justification": self.justification,
+            "approver": self.approver,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
+
+
+@dataclass(frozen=True)
+class WaivedFinding:
+    finding: Finding
+    waiver: Waiver
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.finding.to_dict(), "waiver": self.waiver.to_dict()}
+
+
+def _pos(node: Any, key: str | int, name: str, *, value: bool = False) -> Location | None:
+    try:
+        if isinstance(key, int):
+            line, col = node.lc.item(key)
+        elif value:
+            line, col = node.lc.value(key)
+        else:
+            line, col = node.lc.key(key)
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+    return Location(name, line + 1, col + 1)
+
+
+def _parse_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def load_waivers(path: Path) -> list[Waiver]:
+    """Read a waivers file. Malformed YAML or a wrong structure is InvalidInput (file:line:col);
+    incomplete entries are returned with their ``problems`` (they become deny findings)."""
+    name = display_path(Path(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read waivers file {name}: {exc}") from exc
+    try:
+        doc = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(name, mark.line + 1, mark.column + 1) if mark is not None else Location(name, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InvalidInput("malformed waivers file", [Diagnostic(problem, location=loc)]) from exc
+    except YAMLError as exc:
+        raise InvalidInput(f"malformed waivers file {name}: {exc}") from exc
+
+    if doc is None:
+        return []
+    entries: Any = doc
+    if isinstance(doc, dict):
+        unknown = [k for k in doc if k not in ("waivers", "apiVersion", "kind")]
+        if unknown:
+            raise InvalidInput("malformed waivers file", [Diagnostic(
+                f"unknown top-level key {unknown[0]!r}; expected `waivers:`",
+                location=_pos(doc, unknown[0], name))])
+        entries = doc.get("waivers") or []
+    if not isinstance(entries, list):
+        raise InvalidInput("malformed waivers file",
+                           [Diagnostic("`waivers` must be a list of entries", location=Location(name, 1))])
+
+    waivers: list[Waiver] = []
+    diags: list[Diagnostic] = []
+    for i, entry in enumerate(entries):
+        where = _pos(entries, i, name) or Location(name, 1)
+        if not isinstance(entry, dict):
+            diags.append(Diagnostic("a waiver must be a mapping", path=f"waivers[{i}]", location=where))
+            continue
+        problems: list[str] = []
+        for key in entry:
+            if key not in _FIELDS:
+                problems.append(f"unknown field {key!r}")
+        text_fields: dict[str, str] = {}
+        for key in _REQUIRED_TEXT:
+            value = entry.get(key)
+            if isinstance(value, str) and value.strip():
+                text_fields[key] = value.strip()
+            else:
+                text_fields[key] = ""
+                problems.append(f"{key} is missing" if value is None else f"{key} must be a non-empty string")
+        expires = _parse_date(entry.get("expires"))
+        if entry.get("expires") is None:
+            problems.append("expires is missing")
+        elif expires is None:
+            problems.append("expires must be a date (YYYY-MM-DD)")
+        envs_raw = entry.get("environments") or []
+        if isinstance(envs_raw, str):
+            envs_raw = [envs_raw]
+        if not isinstance(envs_raw, list) or not all(isinstance(e, str) for e in envs_raw):
+            problems.append("environments must be a list of environment names")
+            envs_raw = []
+        waivers.append(Waiver(
+            index=i,
+            id=text_fields["id"],
+            resource=text_fields["resource"],
+            justification=text_fields["justification"],
+            approver=text_fields["approver"],
+            expires=expires,
+            environments=tuple(envs_raw),
+            location=where,
+            problems=tuple(problems),
+        ))
+    if diags:
+        raise InvalidInput("malformed waivers file", diags)
+    return waivers
+
+
+def _waiver_finding(rid: str, level: Level, w: Waiver, message: str) -> Finding:
+    meta = next(r for r in WAIVER_RULES if r.id == rid)
+    return Finding(
+        id=rid,
+        level=level,
+        severity=meta.severity,
+        control=meta.control,
+        hipaa=meta.hipaa,
+        resource=f"waiver/{w.index}",
+        message=message,
+        remediation=meta.remediation,
+        path=f"waivers[{w.index}]",
+        location=w.location,
+        title=meta.title,
+        package=meta.package,
+    )
+
+
+@dataclass(frozen=True)
+class WaiverOutcome:
+    findings: tuple[Finding, ...]  # still open, plus the waivers' own findings
+    waived: tuple[WaivedFinding, ...]
+
+
+def apply_waivers(
+    findings: Sequence[Finding],
+    waivers: Sequence[Waiver],
+    *,
+    today: dt.date | None = None,
+    environment: str | None = None,
+) -> WaiverOutcome:
+    today = today or dt.date.today()
+    usable = [w for w in waivers if w.valid and not w.expired(today) and w.applies_in(environment)]
+    used: set[int] = set()
+    kept: list[Finding] = []
+    waived: list[WaivedFinding] = []
+    for f in findings:
+        w = next((w for w in usable if w.matches(f)), None)
+        if w is None:
+            kept.append(f)
+        else:
+            used.add(w.index)
+            waived.append(WaivedFinding(f, w))
+    for w in waivers:
+        if not w.valid:
+            kept.append(_waiver_finding(WAIVER_INVALID, "deny", w,
+                                        f"{w.describe()} is not applied: {'; '.join(w.problems)}"))
+        elif w.expired(today):
+            assert w.expires is not None
+            kept.append(_waiver_finding(
+                WAIVER_EXPIRED, "deny", w,
+                f"{w.describe()} expired on {w.expires.isoformat()} and is not applied"))
+        elif w.applies_in(environment) and w.index not in used:
+            kept.append(_waiver_finding(WAIVER_UNUSED, "warn", w, f"{w.describe()} matches no finding"))
+    return WaiverOutcome(tuple(kept), tuple(waived))
