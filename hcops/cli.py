@@ -464,10 +464,19 @@ def _print_sweep(sweep: Any, fmt: str, doc: dict[str, Any]) -> None:
 @_audit_options
 @click.option("--anchored", is_flag=True,
               help="Also check that the chain holds the log's anchored head hashes.")
-@run
-def audit_verify_command(spec_file: Path | None, environment: str | None, state_dir: Path | None,
-                         audit_db: Path | None, anchored: bool) -> int:
+@click.pass_context
+def audit_verify_command(ctx: click.Context, **kwargs: Any) -> None:
     """Check the audit log's hash chain (and its anchors on chain); print the head hash."""
+    group = ctx.parent.params if ctx.parent else {}
+    for key in ("spec_file", "environment", "state_dir", "audit_db"):  # `hcops audit -f SPEC verify` too
+        if kwargs.get(key) is None:
+            kwargs[key] = group.get(key)
+    _audit_verify(**kwargs)
+
+
+@run
+def _audit_verify(spec_file: Path | None, environment: str | None, state_dir: Path | None,
+                  audit_db: Path | None, anchored: bool) -> int:
     from hcops.usecases import audit as uc
 
     outcome = uc.verify(spec_file, uc.AuditOptions(environment, state_dir, audit_db), anchored=anchored)

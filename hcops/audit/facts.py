@@ -18,6 +18,9 @@ from hcops.providers.base import NodeStatus, Observation
 from hcops.spec.types import IMAGE_REF
 
 STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval
+# A block's BFT time is when its predecessor was committed, and nodes are read while the sweep runs: the
+# newest block's age gets this allowance on top of 3 x blockInterval.
+BLOCK_AGE_ALLOWANCE_NS = 2_000_000_000
 OVERDUE_INTERVALS = 2  # the audit must run within 2 x audit.interval
 _SERVICES = {RPC_PORT: "rpc", P2P_PORT: "p2p", METRICS_PORT: "metrics"}
 
@@ -220,6 +223,7 @@ def _chain(
         "reachableNodes": len(live),
         "blockIntervalNs": interval,
         "stallAfterNs": STALL_INTERVALS * interval,
+        "blockAgeLimitNs": STALL_INTERVALS * interval + BLOCK_AGE_ALLOWANCE_NS,
         "latestBlockAgeNs": min(ages) if ages else None,
         "previous": {"sweepId": previous.sweep_id, "height": previous.height, "elapsedNs": elapsed}
         if previous

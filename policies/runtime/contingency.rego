@@ -77,8 +77,8 @@ stall_reasons contains "no node answers RPC: the chain's progress cannot be seen
 stall_reasons contains msg if {
 	age := lib.chain.latestBlockAgeNs
 	is_number(age)
-	age > lib.chain.stallAfterNs
-	msg := sprintf("the newest block is %s old, more than 3 block intervals (%s)", [lib.ns_text(age), lib.ns_text(lib.chain.stallAfterNs)])
+	age > lib.chain.blockAgeLimitNs
+	msg := sprintf("the newest block is %s old, more than 3 block intervals plus the allowance for block time lag (%s)", [lib.ns_text(age), lib.ns_text(lib.chain.blockAgeLimitNs)])
 }
 
 stall_reasons contains msg if {
