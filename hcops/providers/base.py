@@ -123,7 +123,8 @@ def register(name: str, factory: ProviderFactory) -> None:
 
 
 def get_provider(name: str) -> Provider:
-    _load_builtin()
+    if name not in _REGISTRY:
+        _load_builtin(name)
     try:
         return _REGISTRY[name]()
     except KeyError:
@@ -136,11 +137,15 @@ def registered() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-def _load_builtin() -> None:
-    # Imported lazily so that `hcops validate` never pays for the docker/kubernetes clients.
+BUILTIN = ("docker", "kubernetes")
+
+
+def _load_builtin(only: str | None = None) -> None:
+    # Imported lazily so that `hcops validate` never pays for the docker/kubernetes clients, and a
+    # command that needs one provider does not pay for the others.
     import importlib
 
-    for module in ("hcops.providers.docker.provider", "hcops.providers.kubernetes.provider"):
+    for module in (f"hcops.providers.{n}.provider" for n in BUILTIN if only in (None, n)):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -192,10 +192,16 @@ def test_adding_and_removing_an_observer(module_network: TestNetwork, docker_eng
 def test_destroy_leaves_nothing_and_keys_survive(module_network: TestNetwork, docker_engine: Any) -> None:
     net = module_network
     keys_before = addresses(net)
+    reached = rpc(net, 0).status().height
     proc = net.hcops("destroy", check=True)
     assert "kept 5 volume(s)" in proc.stdout
     left = docker_support.leftovers(docker_engine, net.name)
     assert left and all(item.startswith("volume ") for item in left)
+
+    net.hcops("apply", "--yes", check=True)  # kept volumes and keys: the same chain resumes
+    assert rpc(net, 0).status().height > reached
+    assert rpc(net, 0).commit(2).signers <= set(keys_before.values())
+    net.hcops("destroy", check=True)
     net.hcops("destroy", "--prune-volumes", check=True)
     assert docker_support.leftovers(docker_engine, net.name) == []
     assert addresses(net) == keys_before  # keys survive unless purged

@@ -86,12 +86,15 @@ def check_name_conflicts(client: docker.DockerClient, plan: NetworkPlan, inv: In
                         hint=f"remove it (`docker volume rm {d.volume}`) or change metadata.name")
 
 
-def node_changes(d: DesiredContainer, current: Container | None, network: str) -> Change:
+def node_changes(d: DesiredContainer, current: Container | None, network: str,
+                 network_present: bool = True) -> Change:
     if current is None:
         return Change("container", d.name, Action.create, node=d.node.name)
     live = live_fields(current.attrs, network)
     want = d.fields()
     diffs = [FieldChange(k, live.get(k), v) for k, v in want.items() if live.get(k) != v]
+    if not network_present:  # its network was removed under it: only a new container can join the new one
+        diffs.append(FieldChange("network", "absent", network))
     state = (current.attrs.get("State") or {}).get("Status") or current.status
     if state != RUNNING:
         diffs.append(FieldChange("state", state, RUNNING))
@@ -119,7 +122,8 @@ def diff(plan: NetworkPlan, inv: Inventory, *, prune_volumes: bool = False) -> C
         vol = volume_name(net, n.name)
         vol_action = Action.unchanged if vol in inv.volumes else Action.create
         items.append(Change("volume", vol, vol_action, node=n.name))
-        items.append(node_changes(DesiredContainer(plan, n), inv.container(n.name), net))
+        has_net = inv.network is not None
+        items.append(node_changes(DesiredContainer(plan, n), inv.container(n.name), net, has_net))
     for node, c in sorted(inv.containers.items()):
         if node not in declared:
             items.append(Change("container", c.name, Action.delete, node=node))

@@ -94,9 +94,9 @@ class DockerProvider:
             reporter.step("no changes: the network already matches the spec")
             return ApplyResult(changes, observe(client, plan, inv, detail=False))
 
-        creating = [n for n in plan.nodes if n.name not in inv.containers]
         replacing = [n for n in plan.nodes if needs_replacement(by_node[n.name])]
-        self._preflight(plan, creating, replacing)
+        orphaned = inv.network is None and bool(inv.containers)  # the chain cannot be running: no rolling
+        self._preflight(plan, [n for n in plan.nodes if n.name not in inv.containers], replacing)
 
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
@@ -104,7 +104,17 @@ class DockerProvider:
         state.started_at, state.finished_at = now(), None
         store.save(state)
 
-        fresh = inv.network is None or not inv.containers
+        if orphaned:
+            reporter.step("the network was missing: recreating every node's container")
+            stop = plan.consortium.spec.provider.docker.stop_timeout
+            for old in inv.containers.values():
+                with engine_errors(f"removing container {old.name}"):
+                    old.stop(timeout=stop)
+                    old.remove()
+            inv.containers.clear()
+            replacing = []
+        creating = [n for n in plan.nodes if n.name not in inv.containers]
+        fresh = not inv.containers
         self._ensure_network(plan, inv, reporter)
         self._ensure_volumes(plan, inv, reporter)
         self._remove_undeclared(plan, inv, changes, reporter, options)
@@ -283,6 +293,8 @@ class DockerProvider:
         reporter.step(f"waiting for {options.min_blocks} blocks signed by every validator")
         waiter = Waiter(self._targets(plan, inv), reporter, options.timeout)
         waiter.running()
+        # Blocks from now on: volumes kept from an earlier run may already hold a chain.
+        since = max(since, self._height(plan) or 0)
         latest = waiter.signed_blocks(self._validators(plan), options.min_blocks, since=since)
         for t in waiter.targets:
             if not t.is_validator:
