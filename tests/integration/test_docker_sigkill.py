@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # Progress lines on stderr, each printed just before the step it names: killing right after reading one
 # interrupts apply before, inside or just after that step.
 FRESH_POINTS = ["creating network", "creating 5 volume(s)", "creating 5 node container(s)",
-                "nodes answering", "blocks signed by every validator: 1/3"]
+                "containers running", "blocks signed by every validator: 1/3"]
 ROLLING_POINTS = ["replacing stmary-val-0", "blocks signed by northside-val-0: 0/2", "replacing cityrx-val-0"]
 
 

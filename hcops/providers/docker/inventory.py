@@ -48,7 +48,7 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
                 f"a Docker network named {net.name} exists but was not created by hcops for this spec",
                 hint=f"remove it (`docker network rm {net.name}`) or change metadata.name")
         inv = Inventory(network=net)
-        for c in client.containers.list(all=True, filters={"label": label}):
+        for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
             node = (c.labels or {}).get(LABEL_NODE)
             if node and node not in inv.containers:
                 inv.containers[node] = c

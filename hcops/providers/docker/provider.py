@@ -55,6 +55,7 @@ from hcops.providers.rpc import RpcClient, RpcUnavailable
 from hcops.providers.state import NodeRecord, StateStore, now
 
 MAX_WORKERS = 8
+RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
 REJOIN_BLOCKS = 2  # blocks a replaced validator must sign before the next node is touched
 
 
@@ -281,7 +282,7 @@ class DockerProvider:
             c = inv.container(n.name)
             if c is None or (names is not None and n.name not in names):
                 continue
-            rpc = RpcClient(DesiredContainer(plan, n).rpc_url, timeout=2.0, attempts=1)
+            rpc = RpcClient(DesiredContainer(plan, n).rpc_url, timeout=RPC_TIMEOUT, attempts=1)
             out.append(Target(n.name, rpc, c, n.keys.validator_address if n.node.is_validator else None))
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import docker.errors
@@ -21,6 +22,7 @@ from hcops.providers.rpc import RpcClient, RpcUnavailable
 POLL = 0.25
 CONTAINER_POLL = 1.0
 LOG_LINES = 12
+MAX_CAUSES = 4
 
 
 class NotReady(HcopsError):
@@ -161,52 +163,68 @@ class Waiter:
             time.sleep(POLL)
 
     def running(self) -> None:
-        """Wait until every target's container runs and answers RPC."""
-        pending = {t.name for t in self.targets}
-        while pending:
+        """Wait until every target's container runs and at least one node answers RPC (the chain checks
+        that follow prove the validators are up; a node too busy to answer /status is not a failure)."""
+        while True:
             self.check_containers(force=True)
-            for t in self.targets:
-                if t.name in pending and (t.container.attrs.get("State") or {}).get("Status") == "running":
-                    try:
-                        t.rpc.status()
-                    except RpcUnavailable:
-                        continue
-                    pending.discard(t.name)
-            self.reporter.update("nodes answering", len(self.targets) - len(pending), len(self.targets))
-            if not pending:
+            up = [t for t in self.targets if _status(t.container) == "running"]
+            answering = self._answering(up) if len(up) == len(self.targets) else 0
+            self.reporter.update("containers running", len(up), len(self.targets))
+            if answering:
                 return
             if self.clock() > self.deadline:
                 raise self.timeout_error("nodes to answer RPC")
             time.sleep(POLL)
 
+    def _answering(self, targets: Sequence[Target]) -> int:
+        def probe(t: Target) -> bool:
+            try:
+                t.rpc.status()
+                return True
+            except RpcUnavailable:
+                return False
+
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(targets)))) as pool:
+            return sum(pool.map(probe, targets))
+
     # ------------------------------------------------------------------ diagnosis
     def timeout_error(self, what: str) -> NotReady:
         self.check_containers(force=True)
-        causes: list[str] = []
-        hint: str | None = None
-        for t in self.targets:
-            try:
-                s = t.rpc.status()
-            except RpcUnavailable as exc:
-                causes.append(f"{t.name}: RPC not answering ({exc})")
-                hint = hint or _log_hint(t.container)
-                continue
-            try:
-                peers = len(t.rpc.net_info())
-            except RpcUnavailable:
-                peers = -1
-            if peers == 0:
-                causes.append(f"{t.name}: not peering (0 peers)")
-                hint = hint or _log_hint(t.container)
-            elif s.catching_up:
-                causes.append(f"{t.name}: catching up at height {s.height}")
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(self.targets)))) as pool:
+            found = list(pool.map(_diagnose, self.targets))
+        causes = [cause for cause, _ in found if cause]
+        hint = next((h for cause, h in found if cause and h), None)
         p = self.progress
         if p.last_height is not None and self.clock() - p.last_change > 5:
-            causes.append(f"height stuck at {p.last_height} for {self.clock() - p.last_change:.0f} s")
+            causes.insert(0, f"height stuck at {p.last_height} for {self.clock() - p.last_change:.0f} s")
         if p.missing:
-            causes.append(f"not signing: {', '.join(sorted(p.missing))}")
+            causes.insert(0, f"not signing: {', '.join(sorted(p.missing))}")
+        if len(causes) > MAX_CAUSES:
+            causes = [*causes[:MAX_CAUSES], f"and {len(causes) - MAX_CAUSES} more"]
         cause = "; ".join(causes) or f"height {p.last_height}"
         return NotReady(f"timed out after {self.timeout:g} s waiting for {what}: {cause}", hint=hint)
+
+
+def _diagnose(t: Target) -> tuple[str | None, str | None]:
+    """What is wrong with one node, if anything, and a hint (its last log lines)."""
+    try:
+        s = t.rpc.status()
+    except RpcUnavailable as exc:
+        return f"{t.name}: RPC not answering ({exc})", _log_hint(t.container)
+    try:
+        peers = len(t.rpc.net_info())
+    except RpcUnavailable:
+        peers = -1
+    if peers == 0:
+        return f"{t.name}: not peering (0 peers)", _log_hint(t.container)
+    if s.catching_up:
+        return f"{t.name}: catching up at height {s.height}", None
+    return None, None
+
+
+def _status(c: Container) -> str | None:
+    status: str | None = (c.attrs.get("State") or {}).get("Status")
+    return status
 
 
 def _restart_count(c: Container) -> int:
