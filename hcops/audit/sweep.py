@@ -57,6 +57,7 @@ class Sweep:
     records: tuple[Record, ...]
     anchor: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds: observe, evaluate, record
 
     @property
     def passed(self) -> bool:
@@ -150,6 +151,7 @@ class Auditor:
         )
         log_break = self.check_log()
         obs = self.provider.observe(self.plan)
+        t_observed = time.perf_counter()
         last = self.log.last("sweep")
         previous = Previous.from_summary(last.body if last else None)
         facts = build_facts(
@@ -172,11 +174,17 @@ class Auditor:
         )
         findings = [finding_json(f) for f in report.findings]
         finished = self.clock()
-        seconds = time.perf_counter() - t0
+        t_evaluated = time.perf_counter()
+        seconds = t_evaluated - t0
         tracker, changes = self.tracker.preview(findings, sweep_id=sweep_id, time=now_text(finished))
         body = self._body(sweep_id, started, finished, seconds, facts, report, findings, tracker)
         records = tuple(self.log.append_many([("sweep", body), *changes.events()], now=finished))
         self.tracker = tracker  # only once the sweep is recorded
+        phases = {
+            "observe": t_observed - t0,
+            "evaluate": t_evaluated - t_observed,
+            "record": time.perf_counter() - t_evaluated,
+        }
         for f in findings:
             emit({"event": "violation_audited", "audit_id": sweep_id, **f})
         warnings: list[str] = []
@@ -196,7 +204,17 @@ class Auditor:
             }
         )
         return Sweep(
-            sweep_id, started, finished, seconds, facts, report, changes, records, anchor, tuple(warnings)
+            sweep_id,
+            started,
+            finished,
+            seconds,
+            facts,
+            report,
+            changes,
+            records,
+            anchor,
+            tuple(warnings),
+            phases,
         )
 
     def _body(

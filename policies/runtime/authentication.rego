@@ -25,6 +25,7 @@ deny contains f if {
 	lib.is_facts
 	some n in lib.nodes
 	some peer in object.get(n.rpc, "peers", [])
+	not peer in lib.consortium_ids # node IDs are lowercase hex; lower() only for the rest
 	not lower(peer) in lib.consortium_ids
 	f := {
 		"id": "HC-RT-PA1-UNKNOWN-PEER",

@@ -86,17 +86,22 @@ deny contains f if {
 	some n in lib.nodes
 	n.present == true
 	n.image.id != ""
-	some other in lib.nodes
-	other.present == true
-	other.image.reference == n.image.reference
-	other.image.id != ""
-	other.image.id != n.image.id
+	others := {id | some id in ids_by_reference[n.image.reference]; id != n.image.id}
+	count(others) > 0
 	f := {
 		"id": "HC-RT-IN1-DIGEST-DRIFT",
-		"msg": sprintf("%s runs %s as %s while %s runs it as %s", [n.name, n.image.reference, n.image.id, other.name, other.image.id]),
+		"msg": sprintf("%s runs %s as %s while %d other content(s) run under the same reference", [n.name, n.image.reference, n.image.id, count(others)]),
 		"resource": lib.node_resource(n),
 		"path": n.path,
 	}
+}
+
+# The image contents (ids) running under each image reference, over all present nodes.
+ids_by_reference[ref] contains n.image.id if {
+	some n in lib.nodes
+	n.present == true
+	n.image.id != ""
+	ref := n.image.reference
 }
 
 # METADATA

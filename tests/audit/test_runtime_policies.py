@@ -81,6 +81,20 @@ VARIANTS: dict[str, tuple[list[Mutation], set[str]]] = {
     ),
     "peer": ([_set("nodes/2/rpc/peers/0", "ff" * 20)], {"HC-RT-PA1-UNKNOWN-PEER"}),
     "image": ([_set("nodes/3/image/reference", "other:1")], {"HC-RT-IN1-IMAGE-MISMATCH"}),
+    "drift": ([_set("nodes/1/image/id", "sha256:" + "cd" * 32)], {"HC-RT-IN1-DIGEST-DRIFT"}),
+    "pinned": (
+        [
+            _set("nodes/0/expected/image", "cometbft/cometbft:v0.38.17@sha256:" + "ef" * 32),
+            _set("nodes/0/image/reference", "cometbft/cometbft:v0.38.17@sha256:" + "ef" * 32),
+        ],
+        {"HC-RT-IN1-DIGEST-DRIFT"},
+    ),
+    "identity": ([_set("nodes/0/rpc/nodeId", "ab" * 20)], {"HC-RT-AC2-IDENTITY-MISMATCH"}),
+    "down": (
+        [_set("nodes/2/up", False), _set("nodes/2/running", False), _set("nodes/2/state", "exited")],
+        {"HC-RT-CP1-NODE-DOWN"},
+    ),
+    "not-signing": ([_set("chain/recentCommits/0/signers", [])], {"HC-RT-CP1-VALIDATOR-NOT-SIGNING"}),
     "rootfs": ([_set("nodes/3/readOnlyRootFs", False)], {"HC-RT-IN1-ROOTFS-WRITABLE"}),
     "stalled": ([_set("chain/latestBlockAgeNs", 60_000_000_000)], {"HC-RT-CP1-CHAIN-STALLED"}),
     "valset": ([_set("chain/validatorSet/0/power", 99)], {"HC-RT-CP1-VALIDATOR-SET"}),

@@ -1,0 +1,222 @@
+"""Benchmark of the continuous audit on real Docker networks.
+
+1. One sweep's wall time (observe through the Docker provider, fact document, runtime policies with the
+   embedded engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators in four
+   organizations, the rest observers). Median of 3 sweeps after one warm-up.
+2. Load on block production: heights per minute of the 4-node network without the audit, then with
+   `hcops audit --watch --interval 5s` running.
+
+Usage: python bench/audit.py [--sizes 4,8,16,32] [--window 60] [--json FILE]
+Needs the Docker engine and the node image (scripts/bootstrap docker image). Everything it creates is
+removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hcops.providers.rpc import RpcClient
+from hcops.usecases.audit import AuditOptions, make_auditor
+
+ORGS = (("st-mary", "provider"), ("northside", "provider"), ("bluecross", "payer"), ("cityrx", "pharmacy"))
+
+
+def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str) -> str:
+    lines = [
+        "apiVersion: hcops/v1alpha1",
+        "kind: Consortium",
+        f"metadata: {{name: {name}}}",
+        "spec:",
+        '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1,'
+        f" blockInterval: {interval}}}",
+        '  defaults: {resources: {cpu: "250m", memory: 256Mi}}',
+        "  organizations:",
+    ]
+    observers = nodes - len(ORGS)
+    for i, (org, role) in enumerate(ORGS):
+        lines.append(
+            f"    - name: {org}\n      role: {role}\n      baa: {{signed: true, signedOn: 2026-01-01}}\n"
+            f"      nodes:\n        - {{name: {org}-val-0, role: validator, power: 10}}"
+        )
+        if i == 3 and observers:
+            lines += [f"        - {{name: {org}-obs-{k}, role: observer}}" for k in range(observers)]
+    lines += [
+        "  audit: {interval: 5s, anchorToChain: false}",
+        f"  provider: {{docker: {{rpcHostPortBase: {port_base}, subnet: {subnet}}}}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def free_base(count: int) -> int:
+    for _ in range(200):
+        base = random.randrange(30000, 60000 - count)
+        ok = True
+        for p in range(base, base + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def hcops(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hcops", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"hcops {' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+class Network:
+    def __init__(self, root: Path, nodes: int, interval: str) -> None:
+        self.root, self.nodes = root, nodes
+        root.mkdir(parents=True, exist_ok=True)
+        self.name = f"bench-audit-{nodes}-{os.getpid() % 10000}"
+        self.port_base = free_base(nodes + 2)
+        subnet = f"10.{random.randrange(200, 250)}.{random.randrange(0, 255)}.0/24"
+        self.spec = root / "network.yaml"
+        self.spec.write_text(spec_text(self.name, nodes, self.port_base, subnet, interval))
+        self.state = root / "state"
+
+    def args(self) -> list[str]:
+        return ["-f", str(self.spec), "--state-dir", str(self.state)]
+
+    def up(self) -> float:
+        t0 = time.perf_counter()
+        hcops("apply", *self.args(), "--yes", "--timeout", "600")
+        return time.perf_counter() - t0
+
+    def down(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "hcops", "destroy", *self.args(), "--prune-volumes"],
+            capture_output=True,
+            timeout=600,
+        )
+
+    def height(self) -> int:
+        return RpcClient(f"http://127.0.0.1:{self.port_base}").status().height
+
+
+def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
+    auditor = make_auditor(net.spec, AuditOptions(state_dir=net.state, audit_db=net.root / "bench-audit.db"))
+    try:
+        auditor.run()  # warm-up: loads the policies, opens connections, verifies the log once
+        sweeps = [auditor.run() for _ in range(runs)]
+        high = sorted({f.id for f in sweeps[-1].report.findings if f.severity == "high"})
+
+        def med(phase: str) -> float:
+            return round(statistics.median(s.phases[phase] for s in sweeps), 3)
+
+        total = round(statistics.median(sum(s.phases.values()) for s in sweeps), 3)
+        return {
+            "nodes": net.nodes,
+            "sweep_s": total,
+            "observe_s": med("observe"),
+            "evaluate_s": med("evaluate"),
+            "record_s": med("record"),
+            "runs": runs,
+            "high_findings": high,
+        }
+    finally:
+        auditor.log.close()
+
+
+def blocks_per_minute(net: Network, window: float) -> float:
+    h0, t0 = net.height(), time.monotonic()
+    time.sleep(window)
+    return (net.height() - h0) * 60 / (time.monotonic() - t0)
+
+
+def load_test(net: Network, window: float) -> dict[str, Any]:
+    without = blocks_per_minute(net, window)
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hcops",
+            "audit",
+            *net.args(),
+            "--audit-db",
+            str(net.root / "watch.db"),
+            "--watch",
+            "--interval",
+            "5s",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(3)
+        with_audit = blocks_per_minute(net, window)
+    finally:
+        watch.terminate()
+        out, _ = watch.communicate(timeout=60)
+    sweeps = sum(1 for line in out.splitlines() if '"audit_finished"' in line)
+    return {
+        "window_s": window,
+        "blocks_per_min_without": round(without, 1),
+        "blocks_per_min_with_watch_5s": round(with_audit, 1),
+        "change_pct": round(100 * (with_audit - without) / without, 1) if without else None,
+        "sweeps_during_window": sweeps,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="4,8,16,32")
+    ap.add_argument("--window", type=float, default=60.0, help="seconds per block-rate measurement")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--block-interval", default="1s", help="blockInterval of the benchmark networks")
+    args = ap.parse_args()
+    results: dict[str, Any] = {"sweeps": [], "load": None}
+    with tempfile.TemporaryDirectory(prefix="hcops-bench-audit-") as tmp:
+        for n in [int(x) for x in args.sizes.split(",")]:
+            net = Network(Path(tmp) / str(n), n, args.block_interval)
+            net.root.mkdir(parents=True, exist_ok=True)
+            try:
+                up = net.up()
+                row = sweep_times(net)
+                row["apply_s"] = round(up, 1)
+                results["sweeps"].append(row)
+                print(
+                    f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (observe {row['observe_s']:.3f} s), "
+                    f"high findings {row['high_findings'] or 'none'}",
+                    flush=True,
+                )
+                if n == 4:
+                    results["load"] = load_test(net, args.window)
+                    print(f"block rate: {results['load']}", flush=True)
+            finally:
+                net.down()
+    first = results["sweeps"][0]
+    for r in results["sweeps"]:
+        r["per_node_ms"] = round(1000 * r["sweep_s"] / r["nodes"], 1)
+        r["vs_first"] = round(r["sweep_s"] / first["sweep_s"], 2)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
