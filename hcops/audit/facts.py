@@ -133,11 +133,31 @@ def _rpc(raw: Mapping[str, Any] | None, now_ns: int) -> dict[str, Any]:
     }
 
 
+def _flag(facts: Mapping[str, Any], key: str) -> bool | None:
+    return bool(facts[key]) if key in facts else None
+
+
+def _rpc_from_status(status: NodeStatus) -> dict[str, Any]:
+    """Providers without detailed RPC facts still fill the NodeStatus fields from /status."""
+    if status.height is None:
+        return {"reachable": False, "error": "no RPC facts reported"}
+    return {
+        "reachable": True,
+        "height": status.height,
+        "catching_up": status.catching_up,
+        "latest_block_time": status.last_block_time,
+        "voting_power": status.voting_power,
+    }
+
+
 def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int) -> dict[str, Any]:
     n = plan.node(status.name)
     c: Mapping[str, Any] = status.facts.get("container") or {}
     running = status.state == "running"
-    rpc = _rpc(status.facts.get("rpc"), now_ns)
+    rpc = _rpc(status.facts.get("rpc") or _rpc_from_status(status), now_ns)
+    image = c.get("image")
+    if not c and isinstance(status.facts.get("image"), list | tuple) and status.facts["image"]:
+        image = {"reference": status.facts["image"][0]}  # providers that report only the image reference
     return {
         "name": status.name,
         "org": status.org,
@@ -156,14 +176,14 @@ def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int) -> dict[str, 
         "running": running,
         "up": running and rpc["reachable"],
         "restartCount": c.get("restart_count", 0),
-        "image": _image(c.get("image")),
+        "image": _image(image),
         "user": c.get("user", ""),
         "uid": _uid(c.get("user")),
-        "readOnlyRootFs": bool(c.get("read_only_rootfs")),
-        "privileged": bool(c.get("privileged")),
+        "readOnlyRootFs": _flag(c, "read_only_rootfs"),  # null where the provider does not say
+        "privileged": _flag(c, "privileged"),
         "capDrop": sorted(c.get("cap_drop") or ()),
         "capAdd": sorted(c.get("cap_add") or ()),
-        "noNewPrivileges": bool(c.get("no_new_privileges")),
+        "noNewPrivileges": _flag(c, "no_new_privileges"),
         "mounts": [
             {
                 "type": m.get("type"),
@@ -208,7 +228,9 @@ def _chain(
     heights = [r["height"] for r in live if isinstance(r["height"], int)]
     ages = [r["latestBlockAgeNs"] for r in live if isinstance(r["latestBlockAgeNs"], int)]
     height = max(heights) if heights else None
-    source = max(live, key=lambda r: r["height"] or 0, default=None)
+    # the validator set as the highest node reports it; an empty list means "not reported" (a chain
+    # always has a validator)
+    source = max((r for r in live if r["validators"]), key=lambda r: r["height"] or 0, default=None)
     commits = {
         r["lastCommit"]["height"]: sorted(r["lastCommit"].get("signers") or ())
         for r in live

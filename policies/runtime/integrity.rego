@@ -167,7 +167,7 @@ deny contains f if {
 	lib.is_facts
 	some n in lib.nodes
 	n.present == true
-	n.readOnlyRootFs != true
+	n.readOnlyRootFs == false
 	f := {
 		"id": "HC-RT-IN1-ROOTFS-WRITABLE",
 		"msg": sprintf("%s runs with a writable root filesystem", [n.name]),
