@@ -1,14 +1,41 @@
-"""Render a network plan to manifests (placeholder API; targets land in their own modules)."""
+"""Render a network plan to manifests: one module per target, Jinja2 templates under ``templates/<target>/``.
+
+``render_targets`` writes ``OUT/<target>/`` for each target and returns the paths of the files that make up
+the output. Renders are byte-identical for the same spec and state folder (keys and genesis time live there).
+``docker_compose`` and ``kubernetes_objects`` give the same manifests as data, for the policy input.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from hcops.errors import InvalidInput
 from hcops.plan.desired import NetworkPlan
+from hcops.render import ansible, docker, kubernetes
+from hcops.render.base import Context, TargetOutput, no_gc
+from hcops.render.docker import docker_compose
+from hcops.render.kubernetes import kubernetes_objects
 
 TARGETS = ("docker", "kubernetes", "ansible")
 
+_RENDERERS = {"docker": docker.render, "kubernetes": kubernetes.render, "ansible": ansible.render}
+
+__all__ = ["TARGETS", "docker_compose", "kubernetes_objects", "render_targets"]
+
 
 def render_targets(plan: NetworkPlan, targets: Sequence[str], out_dir: Path) -> list[Path]:
-    raise NotImplementedError
+    unknown = [t for t in targets if t not in _RENDERERS]
+    if unknown:
+        raise InvalidInput(f"unknown render target(s): {', '.join(unknown)}",
+                           hint=f"choose from {', '.join(TARGETS)}")
+    ctx = Context(plan)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Writing is syscalls (they release the GIL): one target's files are written while the next renders.
+    with no_gc(), ThreadPoolExecutor(max_workers=1) as writer:
+        pending: list[Future[list[Path]]] = []
+        for target in dict.fromkeys(targets):
+            output: TargetOutput = _RENDERERS[target](ctx)
+            pending.append(writer.submit(output.write, out_dir))
+        return [path for done in pending for path in done.result()]

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Validate + render time by network size.
+
+    python bench/render.py [--sizes 10,100,1000,5000] [--repeat 3] [--write-results]
+
+For each size a spec is generated into a temp folder: ceil(n/10) organizations (at least 4), each with one
+validator (power 10) and the rest of the nodes as observers spread round-robin. Keys are generated once,
+untimed (they are made once per network in real use too). Then, in-process, best of --repeat:
+
+    load      load_spec: YAML with source positions, overlay, models, validation rules
+    plan      build_plan: keys read back from the state folder, genesis, addresses
+    render    render_targets(docker, kubernetes, ansible) into an empty folder
+    re-render the same again into the now populated folder (unchanged files are not rewritten)
+    input     hcops.policy.input.build_input: the policy gate's input document
+
+--write-results replaces the "## render" section of bench/RESULTS.md with the table and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hcops.plan.desired import build_plan  # noqa: E402
+from hcops.policy.input import build_input  # noqa: E402
+from hcops.render import TARGETS, render_targets  # noqa: E402
+from hcops.spec.loader import load_spec  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## render"
+
+
+def spec_text(nodes: int) -> str:
+    orgs = max(4, math.ceil(nodes / 10))
+    members: list[list[str]] = [[] for _ in range(orgs)]
+    for i in range(nodes):
+        o = i % orgs
+        role = "validator, power: 10" if not members[o] else "observer"
+        members[o].append(f"        - {{name: node-{i}, role: {role}}}")
+    lines = ["apiVersion: hcops/v1alpha1", "kind: Consortium", f"metadata: {{name: bench-{nodes}}}", "spec:",
+             '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1}',
+             "  organizations:"]
+    for o, names in enumerate(members):
+        lines += [f"    - name: org-{o}", "      role: provider",
+                  "      nodes:" if names else "      nodes: []", *names]
+    return "\n".join(lines) + "\n"
+
+
+def best(repeat: int, func: Callable[[], Any]) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def run_size(nodes: int, repeat: int, work: Path) -> dict[str, Any]:
+    folder = work / f"n{nodes}"
+    folder.mkdir()
+    spec = folder / "network.yaml"
+    spec.write_text(spec_text(nodes))
+    state = folder / "state"
+    build_plan(load_spec(spec), state)  # keys, untimed
+    t_load, loaded = best(repeat, lambda: load_spec(spec))
+    t_plan, plan = best(repeat, lambda: build_plan(loaded, state))
+
+    counter = iter(range(10**6))
+
+    def fresh() -> list[Path]:
+        out = folder / f"out-{next(counter)}"
+        files = render_targets(plan, TARGETS, out)
+        return files
+
+    t_render, files = best(repeat, fresh)
+    out = folder / "out-0"
+    t_rerender, _ = best(repeat, lambda: render_targets(plan, TARGETS, out))
+    t_input, _ = best(repeat, lambda: build_input(plan))
+    size = sum(f.stat().st_size for f in files)
+    for extra in folder.glob("out-*"):
+        shutil.rmtree(extra)
+    return {"nodes": nodes, "load": t_load, "plan": t_plan, "render": t_render, "rerender": t_rerender,
+            "input": t_input, "files": len(files), "mb": size / 1e6}
+
+
+def table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="hcops validate + render (seconds, best of N)")
+    for col in ("nodes", "load", "plan", "render", "re-render", "input", "render+input", "total", "files",
+                "MB"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(str(r["nodes"]), f"{r['load']:.3f}", f"{r['plan']:.3f}", f"{r['render']:.3f}",
+                  f"{r['rerender']:.3f}", f"{r['input']:.3f}", f"{r['render'] + r['input']:.3f}",
+                  f"{r['load'] + r['plan'] + r['render']:.3f}", str(r["files"]), f"{r['mb']:.1f}")
+    return t
+
+
+def markdown(rows: list[dict[str, Any]], command: str, repeat: int) -> str:
+    head = ("| nodes | load | plan | render | re-render | input | render+input | load+plan+render | files "
+            "| MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = "".join(
+        f"| {r['nodes']} | {r['load']:.3f} | {r['plan']:.3f} | {r['render']:.3f} | {r['rerender']:.3f} | "
+        f"{r['input']:.3f} | {r['render'] + r['input']:.3f} | {r['load'] + r['plan'] + r['render']:.3f} | "
+        f"{r['files']} | {r['mb']:.1f} |\n" for r in rows)
+    return (f"{SECTION}\n\nCommand: `{command}` (best of {repeat}, seconds; Python "
+            f"{platform.python_version()}, {platform.machine()}, shared 2-core VM).\n\n{head}{body}")
+
+
+def write_results(section: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        RESULTS.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "".join(lines[end:])
+    RESULTS.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10,100,1000,5000")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write-results", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    console = Console()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hcops-bench-render-") as tmp:
+        for n in sizes:
+            rows.append(run_size(n, args.repeat, Path(tmp)))
+            console.log(f"{n} nodes done")
+    console.print(table(rows))
+    if args.write_results:
+        command = "python bench/render.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_results(markdown(rows, command.strip(), args.repeat))
+        console.print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The policy input document (docs/policy-input.md): the merged spec, per organization and per node facts,
+and the rendered manifests as data. Built from the same code as ``hcops render``, so the gate judges exactly
+what would be written; linear in the number of nodes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from hcops.plan.desired import NetworkPlan
+from hcops.render.base import Context, no_gc
+from hcops.render.docker import docker_compose
+from hcops.render.kubernetes import kubernetes_objects, namespace
+from hcops.spec.types import ImageRef
+
+
+def _image_ref(image: str) -> dict[str, Any]:
+    try:
+        return asdict(ImageRef.parse(image))
+    except ValueError:  # validated by the spec already; keep the gate working if that ever changes
+        return {"repository": image, "tag": None, "digest": None}
+
+
+def build_input(plan: NetworkPlan) -> dict[str, Any]:
+    with no_gc():
+        return _build(plan)
+
+
+def _build(plan: NetworkPlan) -> dict[str, Any]:
+    c = plan.consortium
+    ctx = Context(plan)
+    docker_target = c.spec.provider.type == "docker"
+    ns = namespace(plan)
+
+    validators: dict[str, int] = {}
+    power: dict[str, int] = {}
+    count: dict[str, int] = {}
+    nodes: list[dict[str, Any]] = []
+    for p in plan.nodes:
+        n = p.node
+        count[n.org] = count.get(n.org, 0) + 1
+        if n.is_validator:
+            validators[n.org] = validators.get(n.org, 0) + 1
+            power[n.org] = power.get(n.org, 0) + n.power
+        config = ctx.docker_config(p) if docker_target else ctx.kubernetes_config(p, ns)
+        nodes.append({
+            "name": n.name, "org": n.org, "orgRole": n.org_role.value, "role": n.role.value, "power": n.power,
+            "path": n.path, "image": n.image, "imageRef": _image_ref(n.image),
+            "resources": n.resources.model_dump(mode="json", by_alias=True),
+            "storage": n.storage.model_dump(mode="json", by_alias=True),
+            "config": config,
+        })
+
+    organizations = []
+    for i, org in enumerate(c.spec.organizations):
+        organizations.append({
+            "name": org.name, "role": org.role.value, "coveredEntity": org.covered_entity,
+            "baa": org.baa.model_dump(mode="json", by_alias=True) if org.baa else None,
+            "contact": org.contact.model_dump(mode="json", by_alias=True) if org.contact else None,
+            "path": f"spec.organizations[{i}]",
+            "validators": validators.get(org.name, 0), "votingPower": power.get(org.name, 0),
+            "nodeCount": count.get(org.name, 0),
+        })
+
+    return {
+        "apiVersion": c.api_version,
+        "kind": c.kind,
+        "metadata": c.metadata.model_dump(mode="json", by_alias=True),
+        "environment": plan.loaded.environment,
+        "spec": c.spec.model_dump(mode="json", by_alias=True),
+        "organizations": organizations,
+        "nodes": nodes,
+        "chain": {"validators": sum(validators.values()), "totalPower": sum(power.values()),
+                  "organizationsWithValidators": len(validators)},
+        "manifests": {
+            "docker": docker_compose(plan, ctx),
+            "kubernetes": kubernetes_objects(plan, secrets=False, ctx=ctx),
+        },
+    }

@@ -1,0 +1,390 @@
+"""What every target shares: the templates, the YAML-safe filters, and writing the files of a render."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import hcops
+from hcops.errors import EnvironmentProblem
+from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.render.topology import Topology
+
+TEMPLATES_ENV = "HCOPS_TEMPLATES_DIR"
+NODE_UID = 10001  # the node image's user (images/cometbft)
+WRITERS = 4
+MANIFEST = ".hcops-files"  # per target: the files of the last render, so that stale ones can be removed
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+# Plain scalars that YAML 1.1 readers (PyYAML, go-yaml v2) turn into booleans or null.
+_YAML11_SPECIAL = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
+_BLOCK_SAFE = re.compile(r"[^ \n][\x20-\x7e\n]*")
+_SIMPLE_STRING = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but '"' and '\\': the same in JSON and YAML
+_KEYS: dict[str, str] = {}
+_STRINGS: dict[str, str] = {}
+_UMASK_LOCK = threading.Lock()
+_SURROGATES = re.compile(r"(\\\\)|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def templates_dir() -> Path:
+    env = os.environ.get(TEMPLATES_ENV)
+    return Path(env) if env else Path(hcops.__file__).resolve().parents[1] / "templates"
+
+
+# ----------------------------------------------------------------------------------------------- filters
+
+def _yaml_json(value: Any) -> str:
+    """JSON with only printable ASCII, read the same by YAML: DEL escaped, and characters beyond the BMP as
+    YAML's \\U escape rather than a JSON surrogate pair (which YAML readers would keep as two characters)."""
+    text = json.dumps(value, ensure_ascii=True).replace("\x7f", "\\u007f")
+    if "\\ud" in text:
+        text = _SURROGATES.sub(_astral, text)
+    return text
+
+
+def _astral(m: re.Match[str]) -> str:
+    if m.group(1):
+        return m.group(1)  # an escaped backslash, kept as it is
+    point = 0x10000 + ((int(m.group(2), 16) - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+    return f"\\U{point:08x}"
+
+
+def to_json(value: Any) -> str:
+    """A YAML-safe scalar or flow collection: JSON is YAML, and strings are always double-quoted."""
+    if isinstance(value, str):
+        text = _STRINGS.get(value)
+        if text is None:
+            text = f'"{value}"' if _SIMPLE_STRING.fullmatch(value) else _yaml_json(value)
+            if len(_STRINGS) < 65_536 and len(value) < 256:
+                _STRINGS[value] = text
+        return text
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return _yaml_json(value)
+
+
+def yaml_key(key: Any) -> str:
+    cached = _KEYS.get(key) if isinstance(key, str) else None
+    if cached is not None:
+        return cached
+    plain = isinstance(key, str) and _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML11_SPECIAL
+    text = key if plain else to_json(key)
+    if isinstance(key, str) and len(_KEYS) < 10_000:
+        _KEYS[key] = text
+    return text
+
+
+def _block_text(text: str, indent: int) -> str | None:
+    """A literal block for multi-line, printable-ASCII text ending in exactly one newline; else None."""
+    if (indent < 1 or "\n" not in text[:-1] or not text.endswith("\n") or text.endswith("\n\n")
+            or not _BLOCK_SAFE.fullmatch(text) or " \n" in text):
+        return None
+    pad = " " * indent
+    return "|\n" + "\n".join(pad + line if line else "" for line in text[:-1].split("\n"))
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """The text that follows ``key:`` for ``value``, nested block style at ``indent`` columns.
+
+    Collections become block mappings and sequences, multi-line text a literal block, every other string a
+    double-quoted JSON string; so no value can change type or structure whatever it contains.
+    """
+    if isinstance(value, str | int | None) and not (isinstance(value, str) and "\n" in value):
+        return " " + to_json(value)
+    out: list[str] = []
+    _emit(value, indent, out)
+    return "".join(out)
+
+
+def _emit(value: Any, indent: int, out: list[str]) -> None:
+    if isinstance(value, dict):
+        if not value:
+            out.append(" {}")
+            return
+        pad = "\n" + " " * indent
+        for k, v in value.items():
+            if isinstance(v, str | int) and not (isinstance(v, str) and "\n" in v):  # the common case, inline
+                out += (pad, yaml_key(k), ": ", to_json(v))
+            else:
+                out += (pad, yaml_key(k), ":")
+                _emit(v, indent + 2, out)
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append(" []")
+            return
+        dash = "\n" + " " * indent + "-"
+        for item in value:
+            out.append(dash)
+            if isinstance(item, dict) and item:
+                pad = " "
+                for k, v in item.items():  # the first key on the dash's line, the others below it
+                    out += (pad, yaml_key(k), ":")
+                    _emit(v, indent + 4, out)
+                    pad = "\n" + " " * (indent + 2)
+            elif isinstance(item, list | tuple) and item:
+                inner: list[str] = []
+                _emit(item, indent + 2, inner)
+                out += (" ", "".join(inner).lstrip("\n "))
+            else:
+                _emit(item, indent + 2, out)
+    elif isinstance(value, str) and "\n" in value and (block := _block_text(value, indent)) is not None:
+        out += (" ", block)
+    else:
+        out += (" ", to_json(value))
+
+
+class _Environment(jinja2.Environment):
+    """Templates read plain data: ``obj.key`` looks a dict key up first (no AttributeError round trip)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+@functools.lru_cache(maxsize=4)
+def _environment(folder: str) -> jinja2.Environment:
+    env = _Environment(
+        loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined, autoescape=False,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = to_json  # jinja's own tojson escapes for HTML
+    env.filters["yaml"] = to_yaml
+    env.filters["yaml_key"] = yaml_key
+    return env
+
+
+def template(name: str) -> jinja2.Template:
+    folder = templates_dir()
+    try:
+        return _environment(str(folder)).get_template(name)
+    except jinja2.TemplateNotFound:
+        hint = f"set {TEMPLATES_ENV} to the templates folder of an hcops checkout"
+        raise EnvironmentProblem(f"template {name} not found in {folder}", hint=hint) from None
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building thousands of small dicts that all stay alive: its
+    full passes would rescan them again and again (about half the time of a 5,000-node policy input)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class Context:
+    """What every file of one render shares, computed once: the peer topology, spec hash and genesis."""
+
+    def __init__(self, plan: NetworkPlan) -> None:
+        self.plan = plan
+        self.topology = Topology(plan)
+        self.spec_hash = plan.spec_hash()
+        self.genesis = plan.genesis_json()
+        self.genesis_digest = digest(self.genesis)
+        env = plan.loaded.environment
+        self.source = plan.loaded.spec_file.name + (f" (env {env})" if env else "")
+        self._private: dict[str, dict[str, bytes]] = {}
+        self._docker: dict[str, dict[str, Any]] = {}
+        self._kubernetes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def private_files(self, node: str) -> dict[str, bytes]:
+        """The node's key files, read from the state folder once per render."""
+        files = self._private.get(node)
+        if files is None:
+            files = self._private[node] = self.plan.keystore.private_files(node)
+        return files
+
+    def docker_config(self, node: NodePlan) -> dict[str, Any]:
+        config = self._docker.get(node.name)
+        if config is None:
+            config = self._docker[node.name] = self.topology.docker_config(node)
+        return config
+
+    def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
+        config = self._kubernetes.get((node.name, namespace))
+        if config is None:
+            config = self.topology.kubernetes_config(node, namespace)
+            self._kubernetes[(node.name, namespace)] = config
+        return config
+
+    def config_hash(self, config: dict[str, Any], node: NodePlan) -> str:
+        """Changes whenever what a node is handed changes: config, genesis, identity (never key bytes)."""
+        return digest(json.dumps(config), self.genesis_digest, node.keys.node_id, node.keys.validator_address)
+
+    def header(self, what: str) -> str:
+        """The comment every rendered YAML file starts with; no timestamps, so renders are reproducible."""
+        return (f"# {what}\n# Rendered by hcops from {self.source}, network {self.plan.name}, spec hash "
+                f"{self.spec_hash}.\n# Do not edit: change the spec and run `hcops render` again.")
+
+
+# ------------------------------------------------------------------------------------------------- output
+
+@dataclass(frozen=True)
+class OutFile:
+    path: str  # relative to the target folder, "/"-separated
+    content: bytes
+    private: bool = False  # key material: 0600 in a 0700 folder
+    owner: int | None = None  # uid=gid to give a private file to, when running as root
+
+
+class TargetOutput:
+    """The files of one target, collected in memory, then written in one pass."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.files: list[OutFile] = []
+
+    def text(self, path: str, content: str) -> None:
+        self.files.append(OutFile(path, content.encode()))
+
+    def private(self, path: str, content: bytes, owner: int | None = None) -> None:
+        self.files.append(OutFile(path, content, private=True, owner=owner))
+
+    def write(self, out_dir: Path) -> list[Path]:
+        root = out_dir / self.target
+        root.mkdir(parents=True, exist_ok=True)
+        previous = _manifest(root)
+        names = sorted(f.path for f in self.files)
+        if len(set(names)) != len(names):
+            raise AssertionError(f"{self.target}: two rendered files share a path")
+        private_folders = {f.path.rpartition("/")[0] for f in self.files if f.private}
+        levels: dict[int, set[str]] = {}
+        for f in self.files:
+            folder = f.path.rpartition("/")[0]
+            while folder and folder not in levels.get(folder.count("/"), ()):
+                levels.setdefault(folder.count("/"), set()).add(folder)
+                folder = folder.rpartition("/")[0]
+        is_root = os.geteuid() == 0
+        umask = _umask()
+        base = str(root)
+
+        def make(batch: list[str]) -> None:
+            for rel in batch:
+                _folder(f"{base}/{rel}", 0o700 if rel in private_folders else 0o755, umask)
+
+        def write(batch: list[OutFile]) -> None:
+            for f in batch:
+                _write(base, f, is_root, umask)
+
+        # Thousands of small files: the syscalls release the GIL, so a few threads write them much faster.
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            for depth in sorted(levels):  # parents before children
+                list(pool.map(make, _split(sorted(levels[depth]), WRITERS)))
+            list(pool.map(write, _split(self.files, WRITERS)))
+        manifest = "".join(f"{n}\n" for n in names)
+        _write(base, OutFile(MANIFEST, manifest.encode()), is_root, umask)
+        _prune(root, previous - set(names))
+        return [root / n for n in names]
+
+
+def _split(items: list[Any], parts: int) -> list[list[Any]]:
+    return [items[i::parts] for i in range(parts) if items[i::parts]]
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:  # reading the umask means setting it; no file is created while it is changed
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _manifest(root: Path) -> set[str]:
+    try:
+        return {line for line in (root / MANIFEST).read_text().splitlines() if line}
+    except FileNotFoundError:
+        return set()
+
+
+def _folder(path: str, mode: int, umask: int) -> None:
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        os.chmod(path, mode)
+        return
+    if mode & umask:
+        os.chmod(path, mode)
+
+
+def _write(base: str, f: OutFile, is_root: bool, umask: int) -> None:
+    """Write one file with exactly its mode (set before any byte is written); leave it alone when its content
+    is already right, so that unchanged files keep their timestamps."""
+    path = f"{base}/{f.path}"
+    mode = 0o600 if f.private else 0o644
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | os.O_EXCL, mode)
+        if mode & umask:
+            os.fchmod(fd, mode)
+    except FileExistsError:
+        if _same(path, f.content):
+            os.chmod(path, mode)
+            fd = -1
+        else:
+            fd = os.open(path, flags | os.O_TRUNC, mode)
+            os.fchmod(fd, mode)  # an older file may have had a wider mode
+    if fd >= 0:
+        try:
+            view = memoryview(f.content)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    if f.owner is not None and is_root:
+        os.chown(path, f.owner, f.owner)
+
+
+def _same(path: str, content: bytes) -> bool:
+    try:
+        if os.stat(path).st_size != len(content):
+            return False
+        with open(path, "rb") as fh:
+            return fh.read() == content
+    except OSError:
+        return False
+
+
+def _prune(root: Path, stale: set[str]) -> None:
+    """Remove the files a previous render wrote that this one did not, then the folders left empty."""
+    base = root.resolve()
+    folders: set[Path] = set()
+    for rel in stale:
+        path = root / rel
+        if base not in path.resolve().parents:
+            continue
+        path.unlink(missing_ok=True)
+        folders.update(p for p in path.parents if root in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: still used, or holds files hcops did not write
+            folder.rmdir()

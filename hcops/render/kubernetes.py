@@ -1,0 +1,333 @@
+"""The kubernetes target: one namespace per network, one StatefulSet + headless Service + ConfigMap per node.
+
+Files (``kubectl apply -f`` takes them in name order; the folder is not read recursively, so a plain
+``kubectl apply -f kubernetes/`` never touches the key material):
+
+    00-namespace.yaml          Namespace, Pod Security "restricted" enforced
+    10-network-policies.yaml   default deny, DNS, P2P within the network, RPC per spec.network.rpc.exposure
+    20-disruption-budget.yaml  PodDisruptionBudget of the validators
+    30-genesis.yaml            ConfigMap with genesis.json, shared by every node
+    50-node-<node>.yaml        per node: ConfigMap (config.toml), Service, StatefulSet
+    secrets/<node>.yaml        per node: Secret with node_key.json and priv_validator_key.json (0600)
+
+Pods run as uid 10001 with a read-only root, no capabilities and RuntimeDefault seccomp. The data volume
+comes from a volumeClaimTemplate; config.toml, genesis.json and the keys are mounted as single files into
+/cometbft/config. As in the docker target, an init container runs ``cometbft init`` with a throw-away key
+path so that data/priv_validator_state.json exists before the first start and is never reset afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from hcops.plan import cometbft
+from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
+from hcops.render import toml
+from hcops.render.base import NODE_UID, Context, TargetOutput, template, to_json, to_yaml
+from hcops.render.docker import PLACEHOLDER_KEY
+from hcops.spec.models import Exposure
+
+HOME = cometbft.HOME
+PROBE = ["/usr/local/bin/hcops-probe"]
+MANAGED = {"app.kubernetes.io/managed-by": "hcops"}
+DNS_PORT = 53
+SECRET_MODE = 0o400  # the kubelet adds group read for fsGroup 10001
+CONFIG_MODE = 0o444
+
+
+def namespace(plan: NetworkPlan) -> str:
+    return plan.consortium.spec.provider.kubernetes.namespace or plan.name
+
+
+def genesis_configmap(plan: NetworkPlan) -> str:
+    return f"{plan.name}-genesis"
+
+
+def config_configmap(node: NodePlan) -> str:
+    return f"{node.name}-config"
+
+
+def keys_secret(node: NodePlan) -> str:
+    return f"{node.name}-keys"
+
+
+def _security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "privileged": False,
+            "readOnlyRootFilesystem": True, "runAsGroup": NODE_UID, "runAsNonRoot": True,
+            "runAsUser": NODE_UID, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _mounts() -> list[dict[str, Any]]:
+    """What both containers mount: the data volume, config.toml, genesis.json and the node key."""
+    return [
+        {"name": "home", "mountPath": HOME},
+        {"name": "config", "mountPath": f"{HOME}/config/config.toml", "subPath": "config.toml",
+         "readOnly": True},
+        {"name": "genesis", "mountPath": f"{HOME}/config/genesis.json", "subPath": "genesis.json",
+         "readOnly": True},
+        {"name": "keys", "mountPath": f"{HOME}/config/{NODE_KEY}", "subPath": NODE_KEY, "readOnly": True},
+    ]
+
+
+def _main_mounts() -> list[dict[str, Any]]:
+    """What only the node container mounts: the validator key and a /tmp."""
+    key = f"{HOME}/config/{PRIV_VALIDATOR_KEY}"
+    return [{"name": "keys", "mountPath": key, "subPath": PRIV_VALIDATOR_KEY, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"}]
+
+
+def max_unavailable_validators(powers: list[int]) -> int:
+    """How many validators may be down at once with the rest still holding > 2/3 of the voting power.
+
+    Counted against the strongest validators, so it holds whichever ones are evicted; with equal powers it
+    is floor((n - 1) / 3). When that is 0 (fewer than 4 validators, dev networks only) this returns 1: a
+    budget of 0 would block every node drain forever, and the chain only pauses until the pod is back.
+    """
+    total = sum(powers)
+    down = tolerated = 0
+    for power in sorted(powers, reverse=True):
+        down += power
+        if 3 * down >= total:
+            break
+        tolerated += 1
+    return max(tolerated, 1)
+
+
+class _Objects:
+    def __init__(self, ctx: Context) -> None:
+        plan = ctx.plan
+        self.ctx = ctx
+        self.plan = plan
+        self.topology = ctx.topology
+        self.ns = namespace(plan)
+        self.network = plan.name
+        # The spec hash goes on the Namespace only: on every object, any spec change would rewrite them all.
+        self.annotations = {"hcops.spec-hash": ctx.spec_hash}
+        self.genesis = ctx.genesis
+        self.exposure = plan.consortium.spec.network.rpc.exposure
+        self.settings = plan.consortium.spec.provider.kubernetes
+
+    # ------------------------------------------------------------------ labels and metadata
+    def labels(self, node: NodePlan | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        out = {**MANAGED, "app.kubernetes.io/part-of": self.network, "hcops.network": self.network}
+        out.update(extra or {})
+        if node is not None:
+            out.update({"app.kubernetes.io/instance": node.name, "app.kubernetes.io/name": "cometbft",
+                        "hcops.node": node.name, "hcops.org": node.node.org,
+                        "hcops.role": node.node.role.value})
+        return dict(sorted(out.items()))
+
+    def meta(self, name: str, node: NodePlan | None = None) -> dict[str, Any]:
+        return {"name": name, "namespace": self.ns, "labels": self.labels(node)}
+
+    def validator_pods(self) -> dict[str, str]:
+        return {"hcops.network": self.network, "hcops.role": "validator"}
+
+    def network_pods(self) -> dict[str, Any]:
+        return {"matchLabels": {"hcops.network": self.network}}
+
+    # ------------------------------------------------------------------ shared objects
+    def namespace(self) -> dict[str, Any]:
+        labels = self.labels(extra={
+            "hcops.consortium": self.network,
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+        })
+        return {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": self.ns, "labels": labels, "annotations": dict(self.annotations)}}
+
+    def network_policies(self) -> list[dict[str, Any]]:
+        def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+            return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": self.meta(name), "spec": spec}
+
+        p2p = [{"port": cometbft.P2P_PORT, "protocol": "TCP"}]
+        rpc = [{"port": cometbft.RPC_PORT, "protocol": "TCP"}]
+        pods = {"podSelector": self.network_pods()}
+        out = [
+            policy("hcops-default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            policy("hcops-allow-dns", {
+                "podSelector": self.network_pods(), "policyTypes": ["Egress"],
+                "egress": [{"to": [{"namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                    "ports": [{"port": DNS_PORT, "protocol": "UDP"},
+                              {"port": DNS_PORT, "protocol": "TCP"}]}]}),
+            policy("hcops-allow-p2p", {
+                "podSelector": self.network_pods(), "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [pods], "ports": p2p}], "egress": [{"to": [pods], "ports": p2p}]}),
+        ]
+        if self.exposure is Exposure.host:
+            return out  # RPC only through `kubectl port-forward`
+        ingress: dict[str, Any] = {"ports": rpc}
+        if self.exposure is Exposure.internal:
+            ingress["from"] = [pods]
+        elif self.exposure is Exposure.consortium:
+            members = {"namespaceSelector": {"matchLabels": {"hcops.consortium": self.network}}}
+            ingress["from"] = [pods, members]
+        # public: no "from", any source
+        out.append(policy("hcops-allow-rpc", {
+            "podSelector": self.network_pods(), "policyTypes": ["Ingress", "Egress"],
+            "ingress": [ingress], "egress": [{"to": [pods], "ports": rpc}]}))
+        return out
+
+    def disruption_budget(self) -> dict[str, Any]:
+        powers = [p.node.power for p in self.plan.nodes if p.node.is_validator]
+        return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": self.meta("hcops-validators"),
+                "spec": {"maxUnavailable": max_unavailable_validators(powers),
+                         "selector": {"matchLabels": self.validator_pods()}}}
+
+    def genesis_map(self) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": self.meta(genesis_configmap(self.plan)),
+                "data": {"genesis.json": self.genesis}}
+
+    def shared(self) -> list[dict[str, Any]]:
+        return [self.namespace(), *self.network_policies(), self.disruption_budget(), self.genesis_map()]
+
+    # ------------------------------------------------------------------ per node
+    def node_objects(self, node: NodePlan) -> list[dict[str, Any]]:
+        config = self.ctx.kubernetes_config(node, self.ns)
+        text = toml.dumps(config)
+        config_hash = self.ctx.config_hash(config, node)
+        config = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": self.meta(config_configmap(node), node), "data": {"config.toml": text}}
+        selector = {"hcops.network": self.network, "hcops.node": node.name}
+        ports = [{"name": "p2p", "port": cometbft.P2P_PORT, "targetPort": "p2p", "protocol": "TCP"},
+                 {"name": "rpc", "port": cometbft.RPC_PORT, "targetPort": "rpc", "protocol": "TCP"}]
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": self.meta(node.name, node),
+                   "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector,
+                            "ports": ports}}
+        return [config, service, self.statefulset(node, selector, config_hash)]
+
+    def statefulset(self, node: NodePlan, selector: dict[str, str], config_hash: str) -> dict[str, Any]:
+        n = node.node
+        resources = {"requests": {"cpu": n.resources.cpu, "memory": n.resources.memory},
+                     "limits": {"cpu": n.resources.cpu, "memory": n.resources.memory}}
+        init = {"name": "init-state", "image": n.image, "imagePullPolicy": "IfNotPresent",
+                "args": ["init", "--home", HOME],
+                "env": [{"name": "CMT_PRIV_VALIDATOR_KEY_FILE", "value": PLACEHOLDER_KEY}],
+                "resources": resources, "securityContext": _security(), "volumeMounts": _mounts()}
+
+        def probe(period: int, failures: int) -> dict[str, Any]:
+            return {"exec": {"command": PROBE}, "periodSeconds": period, "timeoutSeconds": 5,
+                    "failureThreshold": failures}
+
+        main = {"name": "cometbft", "image": n.image, "imagePullPolicy": "IfNotPresent",
+                "args": ["start", "--home", HOME],
+                "ports": [{"name": "p2p", "containerPort": cometbft.P2P_PORT, "protocol": "TCP"},
+                          {"name": "rpc", "containerPort": cometbft.RPC_PORT, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": cometbft.METRICS_PORT, "protocol": "TCP"}],
+                "resources": copy_resources(resources), "securityContext": _security(),
+                "startupProbe": probe(5, 60), "livenessProbe": probe(20, 6), "readinessProbe": probe(10, 3),
+                "volumeMounts": [*_mounts(), *_main_mounts()]}
+        volumes = [
+            {"name": "config", "configMap": {"name": config_configmap(node), "defaultMode": CONFIG_MODE}},
+            {"name": "genesis",
+             "configMap": {"name": genesis_configmap(self.plan), "defaultMode": CONFIG_MODE}},
+            {"name": "keys", "secret": {"secretName": keys_secret(node), "defaultMode": SECRET_MODE}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        ]
+        affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100, "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": self.validator_pods()}}}]}}
+        pod_spec: dict[str, Any] = {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"fsGroup": NODE_UID, "fsGroupChangePolicy": "OnRootMismatch",
+                                "runAsGroup": NODE_UID, "runAsNonRoot": True, "runAsUser": NODE_UID,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "terminationGracePeriodSeconds": 30,
+        }
+        if n.is_validator:
+            pod_spec["affinity"] = affinity
+        pod_spec.update({"initContainers": [init], "containers": [main], "volumes": volumes})
+        claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": n.storage.size}}}
+        if self.settings.storage_class:
+            claim_spec["storageClassName"] = self.settings.storage_class
+        return {
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": self.meta(node.name, node),
+            "spec": {
+                "serviceName": node.name,
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {"metadata": {"labels": self.labels(node),
+                                          "annotations": {"hcops.config-hash": config_hash}},
+                             "spec": pod_spec},
+                "volumeClaimTemplates": [{"metadata": {"name": "home", "labels": self.labels(node)},
+                                          "spec": claim_spec}],
+            },
+        }
+
+    def secret(self, node: NodePlan) -> dict[str, Any]:
+        files = self.ctx.private_files(node.name)
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": self.meta(keys_secret(node), node),
+                "type": "Opaque",
+                "data": {name: base64.b64encode(files[name]).decode("ascii")
+                         for name in (NODE_KEY, PRIV_VALIDATOR_KEY)}}
+
+
+def copy_resources(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {k: dict(v) for k, v in resources.items()}
+
+
+def kubernetes_objects(plan: NetworkPlan, *, secrets: bool = False,
+                       ctx: Context | None = None) -> list[dict[str, Any]]:
+    """Every rendered object in apply order; Secrets (key material) only when asked for."""
+    b = _Objects(ctx or Context(plan))
+    out = b.shared()
+    for node in plan.nodes:
+        out += b.node_objects(node)
+        if secrets:
+            out.append(b.secret(node))
+    return out
+
+
+def _template_constants(b: _Objects) -> dict[str, str]:
+    """What every node's file shares, rendered to YAML text once."""
+    return {
+        "p2p": to_json(cometbft.P2P_PORT), "rpc": to_json(cometbft.RPC_PORT),
+        "metrics": to_json(cometbft.METRICS_PORT), "uid": to_json(NODE_UID), "home": to_json(HOME),
+        "placeholder": to_json(PLACEHOLDER_KEY), "probe": to_json(PROBE),
+        "security": to_yaml(_security(), 12), "mounts": to_yaml(_mounts(), 12),
+        "main_mounts": to_yaml(_main_mounts(), 12), "validator_pods": to_yaml(b.validator_pods(), 20),
+        "genesis": to_json(genesis_configmap(b.plan)),
+        "config_mode": to_json(CONFIG_MODE), "config_mode_octal": f"0{CONFIG_MODE:o}",
+        "secret_mode": to_json(SECRET_MODE), "secret_mode_octal": f"0{SECRET_MODE:o}",
+    }
+
+
+def render(ctx: Context) -> TargetOutput:
+    plan = ctx.plan
+    b = _Objects(ctx)
+    out = TargetOutput("kubernetes")
+    head = ctx.header
+
+    out.text("00-namespace.yaml", template("kubernetes/objects.yaml.j2").render(
+        header=head(f"Namespace {b.ns} of the {plan.name} consortium network."), objects=[b.namespace()]))
+    out.text("10-network-policies.yaml", template("kubernetes/objects.yaml.j2").render(
+        header=head(f"Network policies: deny by default; P2P within the network; RPC exposure "
+                    f"{b.exposure.value}."), objects=b.network_policies()))
+    out.text("20-disruption-budget.yaml", template("kubernetes/objects.yaml.j2").render(
+        header=head("At most this many validators may be evicted at once (they keep > 2/3 of the power)."),
+        objects=[b.disruption_budget()]))
+    out.text("30-genesis.yaml", template("kubernetes/objects.yaml.j2").render(
+        header=head("The chain's genesis, mounted into every node."), objects=[b.genesis_map()]))
+    node_tpl = template("kubernetes/node.yaml.j2")
+    secret_tpl = template("kubernetes/secret.yaml.j2")
+    k = _template_constants(b)
+    for node in plan.nodes:
+        out.text(f"50-node-{node.name}.yaml", node_tpl.render(
+            header=head(f"Node {node.name} ({node.node.role.value}, {node.node.org})."),
+            objects=b.node_objects(node), k=k))
+        out.private(f"secrets/{node.name}.yaml", secret_tpl.render(
+            header=head(f"KEY MATERIAL of node {node.name}: apply, never commit or share."),
+            secret=b.secret(node)).encode())
+    out.private("secrets/README.txt", template("kubernetes/secrets-README.txt.j2").render(
+        network=plan.name, namespace=b.ns).encode())
+    return out
