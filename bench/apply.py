@@ -78,7 +78,7 @@ def port_free(port: int) -> bool:
 
 def free_ports(count: int) -> int:
     for _ in range(500):
-        base = random.randrange(30000, 60000 - count)
+        base = random.randrange(20000, 32000 - count)  # below the ephemeral range (32768-60999)
         if all(port_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free port range")

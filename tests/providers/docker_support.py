@@ -66,7 +66,7 @@ def _port_free(port: int) -> bool:
 
 def free_port_base(count: int) -> int:
     for _ in range(200):
-        base = random.randrange(30000, 60000 - count)
+        base = random.randrange(20000, 32000 - count)  # below the ephemeral range (32768-60999)
         if all(_port_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free port range")

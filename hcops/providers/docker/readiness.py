@@ -95,14 +95,22 @@ class Waiter:
 
     # ------------------------------------------------------------------ chain
     def _any_height(self) -> tuple[int, RpcClient] | None:
-        for t in sorted(self.targets, key=lambda t: not t.is_validator):
+        """The highest height any node reports, and that node's client (a lagging or busy node does not
+        hold the checks back)."""
+        def probe(t: Target) -> tuple[Target, int] | None:
             try:
-                s = t.rpc.status()
+                return t, t.rpc.status().height
             except RpcUnavailable:
-                continue
-            self.progress.heights[t.name] = s.height
-            return s.height, t.rpc
-        return None
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(self.targets)))) as pool:
+            answers = [a for a in pool.map(probe, self.targets) if a is not None]
+        for t, h in answers:
+            self.progress.heights[t.name] = h
+        if not answers:
+            return None
+        best, height = max(answers, key=lambda a: (a[1], a[0].is_validator))
+        return height, best.rpc
 
     def _note_height(self, h: int) -> None:
         p = self.progress
