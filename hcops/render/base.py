@@ -239,9 +239,9 @@ class Context:
             self._kubernetes[(node.name, namespace)] = config
         return config
 
-    def config_hash(self, config: dict[str, Any], node: NodePlan) -> str:
+    def config_hash(self, config_toml: str, node: NodePlan) -> str:
         """Changes whenever what a node is handed changes: config, genesis, identity (never key bytes)."""
-        return digest(json.dumps(config), self.genesis_digest, node.keys.node_id, node.keys.validator_address)
+        return digest(config_toml, self.genesis_digest, node.keys.node_id, node.keys.validator_address)
 
     def header(self, what: str) -> str:
         """The comment every rendered YAML file starts with; no timestamps, so renders are reproducible."""

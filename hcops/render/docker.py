@@ -89,10 +89,10 @@ class _Compose:
     def services(self, node: NodePlan) -> dict[str, dict[str, Any]]:
         plan, n = self.plan, node.node
         settings = plan.consortium.spec.provider.docker
-        config = self.ctx.docker_config(node)
+        text = toml.dumps(self.ctx.docker_config(node))
         if self.texts:
-            self.config_text[node.name] = toml.dumps(config)
-        config_hash = self.ctx.config_hash(config, node)
+            self.config_text[node.name] = text
+        config_hash = self.ctx.config_hash(text, node)
         memory = memory_bytes(n.resources.memory)
         limits = {"mem_limit": memory, "memswap_limit": memory, "cpus": cpu_millis(n.resources.cpu) / 1000,
                   "pids_limit": int(getattr(settings, "pids_limit", 512))}

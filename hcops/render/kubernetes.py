@@ -192,7 +192,7 @@ class _Objects:
     def node_objects(self, node: NodePlan) -> list[dict[str, Any]]:
         config = self.ctx.kubernetes_config(node, self.ns)
         text = toml.dumps(config)
-        config_hash = self.ctx.config_hash(config, node)
+        config_hash = self.ctx.config_hash(text, node)
         config = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": self.meta(config_configmap(node), node), "data": {"config.toml": text}}
         selector = {"hcops.network": self.network, "hcops.node": node.name}

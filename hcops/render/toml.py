@@ -75,23 +75,25 @@ def _is_table(value: Any) -> bool:
     return not isinstance(value, str | int | list | tuple) and isinstance(value, Mapping)
 
 
-_TABLES: dict[tuple[str, str], list[str]] = {}  # most tables are the same in every node's config
+_LINES: dict[tuple[Any, type, Any], str] = {}  # "key = value" lines: most recur in every node's config
+_SCALARS = (str, int, bool)
+
+
+def _line(key: Any, value: Any) -> str:
+    cls = value.__class__
+    if cls in _SCALARS and (cls is not str or len(value) <= 128):
+        memo = (key, cls, value)  # the class keeps True apart from 1
+        line = _LINES.get(memo)
+        if line is None:
+            line = f"{_key(key)} = {_literal(value, 0)}\n"
+            if len(_LINES) >= 8192:
+                _LINES.clear()
+            _LINES[memo] = line
+        return line
+    return f"{_key(key)} = {_literal(value, 0)}\n"
 
 
 def _table(table: Mapping[str, Any], name: str) -> list[str]:
-    if not name or any(isinstance(v, str) and len(v) > 128 for v in table.values()):
-        return _emit_table(table, name)  # the top level and [p2p] (peers) differ per node: not worth a key
-    key = (name, repr(table))  # repr tells False from 0 and "1" from 1, and is cheap next to emitting
-    cached = _TABLES.get(key)
-    if cached is None:
-        cached = _emit_table(table, name)
-        if len(_TABLES) >= 4096:
-            _TABLES.clear()
-        _TABLES[key] = cached
-    return cached
-
-
-def _emit_table(table: Mapping[str, Any], name: str) -> list[str]:
     literals: list[str] = []
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for key, value in table.items():
@@ -100,7 +102,7 @@ def _emit_table(table: Mapping[str, Any], name: str) -> list[str]:
         elif isinstance(value, list | tuple) and value and all(_is_table(v) for v in value):
             raise _Unsupported  # array of tables
         else:
-            literals.append(f"{_key(key)} = {_literal(value, 0)}\n")
+            literals.append(_line(key, value))
     out: list[str] = []
     if name and (literals or not tables):
         out.append(f"[{name}]\n")
