@@ -19,12 +19,15 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import random
 import secrets
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,11 +42,12 @@ from cryptography.x509.oid import NameOID
 
 from hcops.plan.desired import NetworkPlan, build_plan
 from hcops.spec.loader import load_spec
-from tests.integration.requirements import binary
+from tests.integration.requirements import binary, cache_dir
 
 COMPONENT = "kube"
 SERVICE_CIDR = "10.96.0.0/24"
 READY_TIMEOUT = 90.0
+NODE_NAME = "hcops-node"
 
 
 def free_port() -> int:
@@ -154,13 +158,17 @@ def write_credentials(folder: Path) -> Credentials:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    # token,user,uid,"group1,group2": the admin and the two controllers are cluster admins.
-    tokens = {
-        user: secrets.token_hex(16)
-        for user in ("admin", "system:kube-controller-manager", "system:kube-scheduler")
+    # token,user,uid,"group1,group2": the admin and the two controllers are cluster admins; the kubelet
+    # is a node (Node authorizer and NodeRestriction admission).
+    groups = {
+        "admin": "system:masters",
+        "system:kube-controller-manager": "system:masters",
+        "system:kube-scheduler": "system:masters",
+        f"system:node:{NODE_NAME}": "system:nodes",
     }
+    tokens = {user: secrets.token_hex(16) for user in groups}
     paths["tokens.csv"].write_text(
-        "".join(f'{tok},{user},uid-{i},"system:masters"\n' for i, (user, tok) in enumerate(tokens.items()))
+        "".join(f'{tok},{user},uid-{i},"{groups[user]}"\n' for i, (user, tok) in enumerate(tokens.items()))
     )
     for p in paths.values():
         p.chmod(0o600)
@@ -265,6 +273,17 @@ class KubeCluster:
                 return int(resp.status), resp.read()
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read() if exc.fp else b""
+
+    def post(self, path: str, obj: dict[str, object], timeout: float = 10.0) -> dict[str, object]:
+        req = urllib.request.Request(
+            self.server + path,
+            data=json.dumps(obj).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context()) as resp:
+            doc: dict[str, object] = json.loads(resp.read())
+            return doc
 
     def check_alive(self) -> None:
         for p in self.processes:
@@ -467,11 +486,19 @@ class KubeNetwork:
             self.spec.write_text(EXAMPLE.read_text())
         env = self.root / "environments"
         env.mkdir(exist_ok=True)
-        kube = {"namespace": self.name, "context": self.cluster.context,
-                "waitForReady": "true" if self.wait_for_ready else "false", **settings}
+        kube = {
+            "namespace": self.name,
+            "context": self.cluster.context,
+            "waitForReady": "true" if self.wait_for_ready else "false",
+            **settings,
+        }
         flow = ", ".join(f"{k}: {v}" for k, v in kube.items())
-        lines = [f"metadata: {{name: {self.name}}}", "spec:",
-                 f"  provider: {{type: kubernetes, kubernetes: {{{flow}}}}}", *extra]
+        lines = [
+            f"metadata: {{name: {self.name}}}",
+            "spec:",
+            f"  provider: {{type: kubernetes, kubernetes: {{{flow}}}}}",
+            *extra,
+        ]
         (env / f"{ENV}.yaml").write_text("\n".join(lines) + "\n")
         return self
 
@@ -513,3 +540,502 @@ def cleanup(cluster: KubeCluster, namespace: str) -> None:
     )
     with contextlib.suppress(urllib.error.HTTPError, OSError):
         urllib.request.urlopen(req, timeout=10, context=cluster.ssl_context()).close()
+
+
+# ------------------------------------------------------------------ a node that runs pods
+# kubelet (built by scripts/k8s/build), containerd and the CNI plugins from Debian, a locally built pause
+# image, the node image from the Docker engine, and a small cluster DNS on the host (ClusterDns). Pods get
+# addresses on a bridge of this run's own; persistent volumes are host folders made for the test.
+NODE_COMPONENT = "kube-node"
+CNI_BIN = Path("/usr/lib/cni")
+PAUSE_IMAGE = "hcops.local/pause:3.10"
+NODE_READY_TIMEOUT = 120.0
+
+
+def node_binaries() -> dict[str, Path]:
+    """What a node needs. Missing pieces skip the test, also under CI: the full-cluster case is optional
+    (``scripts/bootstrap kube-node`` installs it)."""
+    found: dict[str, Path] = {}
+    lacking: list[str] = []
+    for name in ("kubelet", "pause"):
+        candidate = cache_dir() / "bin" / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            found[name] = candidate
+        else:
+            lacking.append(name)
+    for name in ("containerd", "ctr", "runc", "docker", "ip", "iptables", "findmnt"):
+        path = shutil.which(name) or next(
+            (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None
+        )
+        if path is None:
+            lacking.append(name)
+        else:
+            found[name] = Path(path)
+    lacking += [f"CNI plugin {p}" for p in ("bridge", "host-local", "loopback") if not (CNI_BIN / p).exists()]
+    if os.geteuid() != 0:
+        lacking.append("root")
+    if lacking:
+        pytest.skip(f"a Kubernetes node needs {', '.join(lacking)}; run `scripts/bootstrap {NODE_COMPONENT}`")
+    return found
+
+
+def _run(
+    *argv: str | Path, stdin: bytes | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run([str(a) for a in argv], input=stdin, capture_output=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise ClusterFailed(f"{' '.join(map(str, argv))}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc
+
+
+def pause_image_tar(pause: Path) -> bytes:
+    """A docker-archive of an image holding only ``/pause`` (what ``ctr images import`` reads)."""
+    import hashlib
+    import io
+    import tarfile
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        info = tarfile.TarInfo("pause")
+        data = pause.read_bytes()
+        info.size, info.mode = len(data), 0o755
+        t.addfile(info, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": ["layer/layer.tar"]}]
+    ).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as t:
+        for name, content in (
+            (config_name, config),
+            ("layer/layer.tar", layer_bytes),
+            ("manifest.json", manifest),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            t.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+def _free_subnet() -> ipaddress.IPv4Network:
+    used = _run("ip", "-4", "-o", "addr").stdout.decode()
+    for third in random.sample(range(256), 256):
+        net = ipaddress.IPv4Network(f"10.244.{third}.0/24")
+        if f" 10.244.{third}." not in used:
+            return net
+    raise ClusterFailed("no free 10.244.x.0/24 for the pod network")
+
+
+class ClusterDns:
+    """The cluster DNS of the test node, on the pod bridge's gateway, port 53: A records for
+    ``<pod>.<service>.<ns>.svc.cluster.local`` (a StatefulSet pod's hostname and subdomain) and for headless
+    ``<service>.<ns>.svc.cluster.local``, read from the API server; every other name is NXDOMAIN (nothing is
+    forwarded off this machine). Enough for CometBFT peers; not a general resolver."""
+
+    SUFFIX = "svc.cluster.local"
+
+    def __init__(self, cluster: KubeCluster, address: str) -> None:
+        self.cluster = cluster
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="cluster-dns", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except (TimeoutError, OSError):
+                continue
+            with contextlib.suppress(Exception):  # a malformed query gets no answer
+                self.sock.sendto(self.answer(query), peer)
+
+    def answer(self, query: bytes) -> bytes:
+        qid, flags = query[:2], int.from_bytes(query[2:4], "big")
+        labels, pos = [], 12
+        while query[pos]:
+            n = query[pos]
+            labels.append(query[pos + 1 : pos + 1 + n].decode("ascii").lower())
+            pos += n + 1
+        qtype = int.from_bytes(query[pos + 1 : pos + 3], "big")
+        question = query[12 : pos + 5]
+        ips = self.lookup(labels) if qtype in (1, 28, 255) else []
+        rcode = 0 if ips is not None else 3  # NXDOMAIN for names that do not exist
+        answers = [ip for ip in ips or () if qtype in (1, 255)]
+        header = qid + (0x8400 | (flags & 0x0100) | rcode).to_bytes(2, "big")
+        header += (1).to_bytes(2, "big") + len(answers).to_bytes(2, "big") + bytes(4)
+        body = b"".join(
+            b"\xc0\x0c"
+            + (1).to_bytes(2, "big")
+            + (1).to_bytes(2, "big")
+            + (5).to_bytes(4, "big")
+            + (4).to_bytes(2, "big")
+            + ipaddress.IPv4Address(ip).packed
+            for ip in answers
+        )
+        return header + question + body
+
+    def lookup(self, labels: list[str]) -> list[str] | None:
+        """Addresses of a name; ``None`` when it does not exist, ``[]`` when it has no address yet."""
+        name = ".".join(labels)
+        if not name.endswith("." + self.SUFFIX):
+            return None
+        parts = name[: -len(self.SUFFIX) - 1].split(".")
+        if len(parts) == 3:
+            host, service, ns = parts
+        elif len(parts) == 2:
+            host, (service, ns) = "", parts
+        else:
+            return None
+        status, body = self.cluster.get(f"/api/v1/namespaces/{ns}/pods")
+        if status != 200:
+            return None
+        ips = [
+            p["status"]["podIP"]
+            for p in json.loads(body).get("items") or ()
+            if p["spec"].get("subdomain") == service
+            and (not host or p["spec"].get("hostname") == host)
+            and p.get("status", {}).get("podIP")
+        ]
+        if ips or self.cluster.get(f"/api/v1/namespaces/{ns}/services/{service}")[0] == 200:
+            return ips
+        return None
+
+
+@dataclass
+class KubeNode:
+    """A kubelet node named ``NODE_NAME`` registered with ``cluster``; pods on ``subnet``."""
+
+    cluster: KubeCluster
+    root: Path
+    bins: dict[str, Path]
+    bridge: str = ""
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("10.244.0.0/24")
+    processes: list[Process] = field(default_factory=list)
+    rules: list[list[str]] = field(default_factory=list)
+    netns_before: set[str] = field(default_factory=set)
+    dns: ClusterDns | None = None
+    chains_before: set[str] = field(default_factory=set)
+    cgroups_made: list[Path] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> str:
+        return str(self.subnet[1])
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "containerd" / "containerd.sock"
+
+    def ctr(
+        self, *argv: str, stdin: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        return _run(
+            self.bins["ctr"],
+            "--address",
+            self.socket,
+            "--namespace",
+            "k8s.io",
+            *argv,
+            stdin=stdin,
+            check=check,
+        )
+
+    # -------------------------------------------------------------- start
+    def start(self, images: list[str]) -> None:
+        self.cgroups_made = [p for p in Path("/sys/fs/cgroup").glob("*/") if not (p / "kubepods").exists()]
+        self.cgroups_made = [p / "kubepods" for p in self.cgroups_made]
+        self.chains_before = {
+            line.split()[1]
+            for table in ("filter", "nat", "mangle")
+            for line in _run("iptables", "-t", table, "-S").stdout.decode().splitlines()
+            if line.startswith("-N ")
+        }
+        self.netns_before = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+        self.subnet = _free_subnet()
+        self.bridge = f"hcbr{secrets.token_hex(2)}"
+        _run("ip", "link", "add", "name", self.bridge, "type", "bridge")
+        _run("ip", "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
+        _run("ip", "link", "set", self.bridge, "up")
+        for rule in (
+            ["FORWARD", "-i", self.bridge, "-j", "ACCEPT"],
+            ["FORWARD", "-o", self.bridge, "-j", "ACCEPT"],
+        ):
+            _run("iptables", "-I", *rule[:1], "1", *rule[1:])
+            self.rules.append(rule)
+        self._containerd()
+        self.ctr("images", "import", "-", stdin=pause_image_tar(self.bins["pause"]))
+        for image in images:
+            saved = _run("docker", "save", image).stdout
+            self.ctr("images", "import", "-", stdin=saved)
+        self._dns()
+        self._kubelet()
+        self.wait_ready()
+
+    def _containerd(self) -> None:
+        base = self.root / "containerd"
+        (self.root / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
+        conflist = {
+            "cniVersion": "0.4.0",
+            "name": "hcops",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.bridge,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "subnet": str(self.subnet),
+                        "dataDir": str(self.root / "cni" / "ipam"),
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                }
+            ],
+        }
+        (self.root / "cni" / "net.d" / "10-hcops.conflist").write_text(json.dumps(conflist))
+        config = f"""version = 2
+root = "{base / "root"}"
+state = "{base / "state"}"
+[grpc]
+  address = "{self.socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # No CAP_SYS_RESOURCE in some sandboxes: never ask below containerd's own oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{self.root / "cni" / "net.d"}"
+"""
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "config.toml").write_text(config)
+        self.processes.append(
+            _spawn(
+                "containerd", [str(self.bins["containerd"]), "--config", str(base / "config.toml")], self.root
+            )
+        )
+        deadline = time.monotonic() + 30
+        while self.ctr("version", check=False).returncode != 0:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise ClusterFailed("containerd did not answer within 30 s")
+            time.sleep(0.3)
+
+    def _dns(self) -> None:
+        self.dns = ClusterDns(self.cluster, self.gateway)
+        self.dns.start()
+
+    def _kubelet(self) -> None:
+        folder = self.root / "kubelet"
+        folder.mkdir(parents=True, exist_ok=True)
+        (self.root / "resolv.conf").write_text(f"nameserver {self.gateway}\n")
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": self.gateway,
+            "port": free_port(),
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": free_port(),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(self.cluster.credentials.ca_cert)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "cgroupDriver": "cgroupfs",
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "clusterDNS": [self.gateway],
+            "clusterDomain": "cluster.local",
+            "resolvConf": str(self.root / "resolv.conf"),
+            "failSwapOn": False,
+            "failCgroupV1": False,
+            "serializeImagePulls": False,
+            "maxPods": 40,
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "syncFrequency": "5s",
+            "oomScoreAdj": 0,
+            "fileCheckFrequency": "5s",
+            "nodeStatusUpdateFrequency": "5s",
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        kubeconfig = write_kubeconfig(
+            folder / "kubeconfig",
+            self.cluster.server,
+            self.cluster.credentials.ca_cert,
+            self.cluster.credentials.tokens[f"system:node:{NODE_NAME}"],
+        )
+        self.processes.append(
+            _spawn(
+                "kubelet",
+                [
+                    str(self.bins["kubelet"]),
+                    f"--config={folder / 'config.json'}",
+                    f"--kubeconfig={kubeconfig}",
+                    f"--root-dir={folder / 'root'}",
+                    f"--cert-dir={folder / 'pki'}",
+                    f"--hostname-override={NODE_NAME}",
+                    f"--node-ip={self.gateway}",
+                    "--v=1",
+                ],
+                self.root,
+            )
+        )
+
+    def check_alive(self) -> None:
+        for p in self.processes:
+            if not p.alive():
+                raise ClusterFailed(
+                    f"{p.name} exited with {p.popen.returncode}; last lines of {p.log}:\n{p.tail()}"
+                )
+
+    def wait_ready(self, timeout: float = NODE_READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last = "not registered"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status, body = self.cluster.get(f"/api/v1/nodes/{NODE_NAME}")
+            if status == 200:
+                conds = {c["type"]: c for c in json.loads(body).get("status", {}).get("conditions") or ()}
+                ready = conds.get("Ready") or {}
+                if ready.get("status") == "True":
+                    return
+                last = f"Ready={ready.get('status')}: {ready.get('message', '')}"
+            time.sleep(1)
+        raise ClusterFailed(
+            f"node {NODE_NAME} not ready after {timeout:g} s ({last}); kubelet log: "
+            f"{self.processes[-1].tail(15) if self.processes else ''}"
+        )
+
+    # -------------------------------------------------------------- volumes
+    def make_volumes(self, count: int, size: str, storage_class: str | None) -> None:
+        """``count`` host-folder PersistentVolumes the nodes' claims bind to (no provisioner here)."""
+        for _ in range(count):
+            name = f"hcops-pv-{secrets.token_hex(4)}"
+            folder = self.root / "volumes" / name
+            folder.mkdir(parents=True)
+            os.chown(folder, 10001, 10001)
+            folder.chmod(0o700)
+            spec = {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(folder), "type": "Directory"},
+            }
+            if storage_class:
+                spec["storageClassName"] = storage_class
+            self.cluster.post(
+                "/api/v1/persistentvolumes",
+                {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name}, "spec": spec},
+            )
+
+    # -------------------------------------------------------------- stop
+    def stop(self) -> None:
+        """Stop the kubelet, kill every container of this containerd, then undo mounts, namespaces, bridge."""
+        by_name = {p.name: p for p in self.processes}
+        if "kubelet" in by_name:
+            by_name["kubelet"].stop()
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
+        if "containerd" in by_name and by_name["containerd"].alive():
+            tasks = self.ctr("tasks", "ls", "-q", check=False).stdout.decode().split()
+            for task in tasks:
+                self.ctr("tasks", "kill", "-s", "SIGKILL", "--all", task, check=False)
+            deadline = time.monotonic() + 20
+            while tasks and time.monotonic() < deadline:
+                time.sleep(0.5)
+                running = self.ctr("tasks", "ls", check=False).stdout.decode()
+                tasks = [t for t in tasks if f"{t} " in running and "RUNNING" in running.split(t, 1)[1][:80]]
+            for task in self.ctr("tasks", "ls", "-q", check=False).stdout.decode().split():
+                self.ctr("tasks", "delete", "--force", task, check=False)
+            for c in self.ctr("containers", "ls", "-q", check=False).stdout.decode().split():
+                self.ctr("containers", "delete", c, check=False)
+            by_name["containerd"].stop()
+        self._kill_shims()
+        self.processes.clear()
+        mounts = _run("findmnt", "-rn", "-o", "TARGET", check=False).stdout.decode().split("\n")
+        for target in sorted((m for m in mounts if m.startswith(str(self.root))), key=len, reverse=True):
+            _run("umount", "-l", target, check=False)
+        if os.path.isdir("/var/run/netns"):
+            for ns in set(os.listdir("/var/run/netns")) - self.netns_before:
+                if ns.startswith("cni-"):
+                    _run("ip", "netns", "delete", ns, check=False)
+        for rule in self.rules:
+            _run("iptables", "-D", *rule, check=False)
+        self.rules.clear()
+        self._remove_kubelet_chains()
+        self._remove_cgroups()
+        if self.bridge:
+            _run("ip", "link", "delete", self.bridge, check=False)
+            self.bridge = ""
+
+    def _remove_kubelet_chains(self) -> None:
+        """The kubelet leaves iptables chains behind (KUBE-FIREWALL, canaries): remove those it added."""
+        for table in ("filter", "nat", "mangle"):
+            rules = _run("iptables", "-t", table, "-S", check=False).stdout.decode().splitlines()
+            added = {line.split()[1] for line in rules if line.startswith("-N KUBE-")} - self.chains_before
+            for line in rules:
+                parts = line.split()
+                if (
+                    parts[:1] == ["-A"]
+                    and "-j" in parts
+                    and parts[parts.index("-j") + 1] in added
+                    and parts[1] not in added
+                ):
+                    _run("iptables", "-t", table, "-D", *parts[1:], check=False)
+            for chain in added:
+                _run("iptables", "-t", table, "-F", chain, check=False)
+            for chain in added:
+                _run("iptables", "-t", table, "-X", chain, check=False)
+
+    def _remove_cgroups(self) -> None:
+        """The kubelet's ``kubepods`` cgroups (cgroupfs driver), when this node made them; empty by now."""
+        for top in self.cgroups_made:
+            for folder, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+
+    def _kill_shims(self) -> None:
+        """containerd's shims outlive it: end those serving this run's containerd (found by its socket)."""
+        marker = str(self.socket).encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"containerd-shim" in cmdline and marker in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)

@@ -1,0 +1,3 @@
+module hcops.local/pause
+
+go 1.24.0

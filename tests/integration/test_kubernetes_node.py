@@ -1,0 +1,98 @@
+"""The Kubernetes provider on a cluster that runs pods: a control plane plus one kubelet node (containerd
+and CNI plugins from Debian, CoreDNS, a locally built pause image, the node image from the Docker engine).
+apply waits until every validator signs blocks, read through the API server's pod proxy; status reports
+heights and peers; destroy stops everything.
+
+Needs ``scripts/bootstrap kube-node`` (skipped otherwise, also under CI: this is the optional case)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from hcops.progress import RecordingReporter
+from hcops.providers.base import ApplyOptions
+from hcops.providers.kubernetes.provider import KubernetesProvider
+from tests.integration.k8s_harness import (
+    KubeCluster,
+    KubeNetwork,
+    KubeNode,
+    node_binaries,
+    start_cluster,
+    unique_name,
+)
+
+pytestmark = pytest.mark.integration
+
+NODES = 5  # the example: four validators and an observer
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KubeCluster, KubeNode]]:
+    bins = node_binaries()
+    root = tmp_path_factory.mktemp("kube-node")
+    kube = start_cluster(root / "control-plane")
+    node = KubeNode(kube, root / "node", bins)
+    try:
+        node.start(images=["cometbft/cometbft:v0.38.17"])
+        yield kube, node
+    finally:
+        node.stop()
+        kube.stop()
+
+
+@pytest.fixture(scope="module")
+def net(cluster: tuple[KubeCluster, KubeNode], tmp_path_factory: pytest.TempPathFactory) -> KubeNetwork:
+    kube, node = cluster
+    n = KubeNetwork(tmp_path_factory.mktemp("net"), unique_name("node"), kube, wait_for_ready=True)
+    n.write(
+        "  chain: {blockInterval: 500ms}",
+        "  defaults: {resources: {cpu: 250m, memory: 256Mi}, storage: {size: 1Gi, encrypted: true}}",
+        storageClass="encrypted-ssd",
+    )
+    node.make_volumes(NODES, "1Gi", "encrypted-ssd")
+    return n
+
+
+def test_apply_waits_for_every_validator_to_sign(
+    cluster: tuple[KubeCluster, KubeNode], net: KubeNetwork
+) -> None:
+    kube, _ = cluster
+    prov = KubernetesProvider(kubeconfig=kube.kubeconfig)
+    reporter = RecordingReporter()
+    result = prov.apply(
+        net.plan(), reporter, ApplyOptions(timeout=float(os.environ.get("HCOPS_K8S_TIMEOUT", 300)))
+    )
+    assert ("update", "pods ready 5/5") in reporter.events
+    assert any(
+        kind == "update" and msg.startswith("blocks signed by every validator 3/3")
+        for kind, msg in reporter.events
+    ), reporter.events
+    assert all(n.state == "running" and n.health == "ready" for n in result.observation.nodes)
+
+
+def test_status_reports_chain_facts_through_the_pod_proxy(
+    cluster: tuple[KubeCluster, KubeNode], net: KubeNetwork
+) -> None:
+    kube, _ = cluster
+    obs = KubernetesProvider(kubeconfig=kube.kubeconfig).observe(net.plan())
+    assert [n.name for n in obs.nodes] == [n.name for n in net.plan().nodes]
+    for n in obs.nodes:
+        assert n.present and n.state == "running" and n.health == "ready", n
+        assert n.height is not None and n.height >= 3 and n.catching_up is False
+        assert n.peers == NODES - 1
+        assert n.facts["security"] == [] and n.facts["secrets"]["ok"]
+        assert (n.voting_power or 0) == (10 if n.role == "validator" else 0)
+    assert obs.facts["drift"] == [] and obs.undeclared == ()
+
+
+def test_destroy_stops_every_pod(cluster: tuple[KubeCluster, KubeNode], net: KubeNetwork) -> None:
+    kube, _ = cluster
+    prov = KubernetesProvider(kubeconfig=kube.kubeconfig)
+    gone = prov.destroy(net.plan(), RecordingReporter(), prune_volumes=True)
+    assert gone.kept == ()
+    status, _ = kube.get(f"/api/v1/namespaces/{net.name}")
+    assert status == 404
+    assert all(not n.present for n in prov.observe(net.plan()).nodes)
