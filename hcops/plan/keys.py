@@ -97,8 +97,8 @@ class KeyStore:
         nk, pv = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
         if not nk.exists():
             priv, _ = _new_key_json()
-            doc = {"priv_key": {"type": "tendermint/PrivKeyEd25519", "value": _b64(priv)}}
-            write_private(nk, json.dumps(doc, indent=2).encode())
+            node_doc = {"priv_key": {"type": "tendermint/PrivKeyEd25519", "value": _b64(priv)}}
+            write_private(nk, json.dumps(node_doc, indent=2).encode())
         if not pv.exists():
             priv, pub = _new_key_json()
             doc = {

@@ -69,9 +69,7 @@ def _unwrap(tp: Any) -> Any:
             tp = args[0] if len(args) == 1 else tp
             if len(args) != 1:
                 return tp
-        elif origin in (tuple, list):
-            tp = get_args(tp)[0]
-        elif origin is typing.Annotated:
+        elif origin in (tuple, list) or origin is typing.Annotated:
             tp = get_args(tp)[0]
         else:
             return tp
