@@ -8,7 +8,7 @@ OUT ?= out/regional-health-net
 export HCOPS_CACHE ?= $(HOME)/.cache/hcops
 export PATH := $(HCOPS_CACHE)/bin:$(PATH)
 
-.PHONY: bootstrap demo test lint unit integration bench clean
+.PHONY: bootstrap demo down test lint unit integration bench clean
 
 bootstrap:
 	scripts/bootstrap
@@ -16,6 +16,15 @@ bootstrap:
 demo: bootstrap
 	hcops validate -f $(EXAMPLE) --env $(ENV)
 	hcops render -f $(EXAMPLE) --env $(ENV) -o $(OUT)
+	hcops check -f $(EXAMPLE) --env $(ENV)
+	hcops apply -f $(EXAMPLE) --env $(ENV) --yes
+	hcops status -f $(EXAMPLE) --env $(ENV)
+	hcops audit -f $(EXAMPLE) --env $(ENV)
+	hcops report -f $(EXAMPLE) --env $(ENV) --format html -o out/report.html
+	@echo "report: out/report.html; stop the network with: make down"
+
+down:
+	hcops destroy -f $(EXAMPLE) --env $(ENV)
 
 lint:
 	ruff check hcops tests bench
