@@ -174,6 +174,29 @@ def _lock_timeout_option(func: F) -> F:
                         help="Seconds to wait for another apply/destroy of this network to finish.")(func)
 
 
+def _gate_options(func: F) -> F:
+    for option in reversed([
+        click.option("--policy", "policy_dirs", multiple=True, metavar="DIR",
+                     type=click.Path(path_type=Path, file_okay=False),
+                     help="Directory of extra Rego policies, evaluated next to the built-in pack (repeatable)."),
+        click.option("--data", "data_files", multiple=True, metavar="FILE",
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help="JSON/YAML data document for the policies (repeatable)."),
+        click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Waivers file (id, resource, justification, approver, expiry)."),
+        click.option("--strict", is_flag=True, help="Warnings fail the gate too."),
+        click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
+                     help="Evaluate with this OPA server instead of the embedded engine."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _gate_recording(recording: Any) -> None:
+    if recording.error:
+        output.text(f"warning: {recording.error} (the gate verdict stands)", err=True)
+
+
 def _change_rows(changes: Any) -> list[list[Any]]:
     rows = []
     for c in changes.items:
@@ -235,14 +258,47 @@ def plan_command(spec_file: Path, environment: str | None, state_dir: Path | Non
 @click.option("--prune-volumes", is_flag=True, help="Also remove the volumes of nodes no longer declared.")
 @_timeout_option
 @_lock_timeout_option
+@_gate_options
+@click.option("--skip-gate", is_flag=True, help="Apply without the policy gate (needs --reason; recorded).")
+@click.option("--reason", default=None, help="Why the gate is skipped (kept in the state and the audit log).")
 @output_option("text", "json")
 @run
 def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
-                  prune_volumes: bool, timeout: float, lock_timeout: float, fmt: str) -> int:
-    """Create or update the network so that it matches the spec, then wait until every validator signs."""
+                  prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
+                  data_files: tuple[Path, ...], waivers: Path | None, strict: bool, opa_url: str | None,
+                  skip_gate: bool, reason: str | None, fmt: str) -> int:
+    """Create or update the network so that it matches the spec, then wait until every validator signs.
+
+    The policy gate (as `hcops check`) runs first; on a deny finding nothing is touched (exit 1).
+    """
     from hcops.providers.base import ApplyOptions
+    from hcops.usecases.check import CheckOptions, make_gate, make_skip
     from hcops.usecases.deploy import apply as apply_spec
     from hcops.usecases.deploy import plan as plan_changes
+
+    if reason is not None and not skip_gate:
+        raise click.UsageError("--reason goes with --skip-gate")
+    if skip_gate and not (reason or "").strip():
+        raise click.UsageError('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
+    gate_options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
+                                data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url)
+
+    def gate_report(report: Any, recording: Any) -> None:
+        from hcops.policy import formats
+
+        _gate_recording(recording)
+        if not report.passed:
+            output.wide_table(formats.findings_table(report, show_waived=False))
+        s = report.summary
+        output.text(f"policy gate {'passed' if report.passed else 'FAILED'}: {s.deny} deny, {s.warn} warn, "
+                    f"{s.waived} waived", err=True)
+
+    def skip_recorded(recording: Any) -> None:
+        _gate_recording(recording)
+        output.text(f"warning: policy gate skipped: {reason}", err=True)
+
+    gate = make_skip(gate_options, reason or "", on_record=skip_recorded) if skip_gate \
+        else make_gate(gate_options, on_report=gate_report)
 
     if not yes:
         pending = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes).changes.pending
@@ -257,7 +313,7 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
                 return 1
     outcome = apply_spec(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
                          options=ApplyOptions(timeout=timeout, prune_volumes=prune_volumes),
-                         lock_timeout=lock_timeout)
+                         lock_timeout=lock_timeout, gate=gate)
     res = outcome.result
     nodes = res.observation.nodes
     if fmt == "json":
@@ -335,6 +391,107 @@ def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | 
         output.text(f"kept {len(r.kept)} volume(s) (use --prune-volumes to remove them)")
     if outcome.purged_keys:
         output.text(f"deleted the keys under {outcome.plan.state_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ check
+@cli.command(name="check")
+@spec_option
+@env_option
+@state_option
+@_gate_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "junit", "github"]),
+              default="table", show_default=True, help="Report format.")
+@click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report to this file (the verdict is still printed).")
+@run
+def check_command(spec_file: Path, environment: str | None, state_dir: Path | None,
+                  policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None,
+                  strict: bool, opa_url: str | None, fmt: str, output_file: Path | None) -> int:
+    """Gate a release on the HIPAA policies: spec + rendered manifests against the Rego policy pack.
+
+    Exit 0 when no deny finding is left after waivers, 1 when one is (or a warning with --strict),
+    2 on invalid input or broken policies.
+    """
+    from hcops.policy import formats
+    from hcops.usecases.check import CheckOptions, check
+
+    options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
+                           data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url)
+    outcome = check(spec_file, options)
+    report = outcome.report
+    _gate_recording(outcome.recording)
+    if fmt == "table":
+        if output_file is not None:
+            from rich.console import Console
+
+            with output_file.open("w", encoding="utf-8") as fh:
+                Console(file=fh, width=200, highlight=False, soft_wrap=True).print(
+                    formats.findings_table(report))
+        elif report.findings or report.waived:
+            output.wide_table(formats.findings_table(report))
+        s = report.summary
+        output.text(f"{spec_file}{f' (env {environment})' if environment else ''}: gate "
+                    f"{'passed' if report.passed else 'FAILED'} ({s.deny} deny, {s.warn} warn, "
+                    f"{s.waived} waived{', strict' if strict else ''}; engine {report.engine})")
+    else:
+        text = formats.render(report, fmt)
+        if output_file is not None:
+            output_file.parent.mkdir(parents=True, exist_ok=True)
+            output_file.write_text(text, encoding="utf-8")
+            s = report.summary
+            output.text(f"gate {'passed' if report.passed else 'FAILED'}: {s.deny} deny, {s.warn} warn, "
+                        f"{s.waived} waived; {fmt} report written to {output_file}", err=True)
+        else:
+            output.raw(text)
+    return 0 if report.passed else ExitCode.CHECK_FAILED
+
+
+@cli.group(name="policy")
+def policy_group() -> None:
+    """The policy pack: list its rules, run its tests."""
+
+
+@policy_group.command(name="test")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
+              help="Run the tests on this OPA server instead of the embedded engine.")
+@click.option("--builtin/--no-builtin", default=True, show_default=True,
+              help="Also load (and test) the built-in pack.")
+@run
+def policy_test_command(dirs: tuple[Path, ...], opa_url: str | None, builtin: bool) -> int:
+    """Run the test_* rules of the *_test.rego files (built-in pack and DIRs); exit 1 on a failure."""
+    from hcops.policy.formats import policy_tests_table
+    from hcops.usecases.check import policy_tests
+
+    results = policy_tests(dirs, opa_url=opa_url, builtin=builtin)
+    output.wide_table(policy_tests_table(results))
+    failed = [r for r in results if not r.passed]
+    output.text(f"{len(results) - len(failed)}/{len(results)} policy tests passed")
+    if not results:
+        output.text("warning: no test_* rules found", err=True)
+    return ExitCode.CHECK_FAILED if failed else 0
+
+
+@policy_group.command(name="list")
+@click.option("--policy", "policy_dirs", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Also list the annotated rules of this directory (repeatable).")
+@output_option("table", "json")
+@run
+def policy_list_command(policy_dirs: tuple[Path, ...], fmt: str) -> int:
+    """List the gate's rules: id, level, severity, control, HIPAA citations, title."""
+    from hcops.policy.formats import rules_table
+    from hcops.usecases.check import rules
+
+    metas = rules(policy_dirs)
+    if fmt == "json":
+        output.as_json([{"id": m.id, "level": m.level, "severity": m.severity, "control": m.control,
+                         "hipaa": list(m.hipaa), "title": m.title, "description": m.description,
+                         "remediation": m.remediation, "package": m.package,
+                         "location": {"file": m.file, "line": m.line}} for m in metas])
+    else:
+        output.wide_table(rules_table(metas))
     return 0
 
 

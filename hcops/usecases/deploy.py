@@ -77,10 +77,10 @@ def apply(spec_file: Path, environment: str | None = None, state_dir: Path | Non
           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> ApplyOutcome:
     """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse."""
     p = load_plan(spec_file, environment, state_dir)
-    if gate is not None:
-        gate(p)
     prov = provider_for(p, provider)
     with network_lock(p.state_dir, p.name, lock_timeout):
+        if gate is not None:  # under the lock: the gate records its outcome in the network's state
+            gate(p)
         result = prov.apply(p, reporter or SilentReporter(), options or ApplyOptions())
     return ApplyOutcome(p, result)
 

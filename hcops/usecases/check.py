@@ -1,0 +1,210 @@
+"""Use case of the policy gate: spec -> plan -> policy input -> Rego policies -> findings -> verdict.
+
+``check`` is ``hcops check``; ``make_gate`` gives ``hcops apply`` the same gate as a callable that
+refuses (raises CheckFailed) on deny; ``record_skip`` records an ``apply --skip-gate`` and its reason.
+
+Fails closed: a gate that cannot be evaluated (bad spec, bad policies, engine down) raises, it never
+passes. Recording in the audit log is best effort: when the log cannot be written the verdict stands
+and the outcome carries the reason (the CLI prints it on stderr).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcops.errors import CheckFailed, HcopsError, InvalidInput
+from hcops.plan.desired import NetworkPlan, build_plan
+from hcops.policy.engines import make_engine
+from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
+from hcops.policy.engines.base import TestResult
+from hcops.policy.metadata import RuleMeta
+from hcops.policy.sources import builtin_policy_dir
+from hcops.spec.loader import load_spec
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    environment: str | None = None
+    state_dir: Path | None = None
+    policy_dirs: tuple[Path, ...] = ()
+    data_files: tuple[Path, ...] = ()
+    waivers: Path | None = None
+    strict: bool = False
+    opa_url: str | None = None
+    record: bool = True  # append the gate run to the network's audit log (best effort)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where the gate run was recorded, or why it could not be."""
+
+    path: Path | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    plan: NetworkPlan
+    report: GateReport
+    recording: Recording = field(default_factory=Recording)
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed
+
+
+def _validate_paths(options: CheckOptions) -> None:
+    for d in options.policy_dirs:
+        if not d.is_dir():
+            raise InvalidInput(f"--policy {d}: not a directory")
+    for f in options.data_files:
+        if not f.is_file():
+            raise InvalidInput(f"--data {f}: no such file")
+    if options.waivers is not None and not options.waivers.is_file():
+        raise InvalidInput(f"--waivers {options.waivers}: no such file")
+
+
+def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
+    """Run the gate (built-in pack + ``--policy`` dirs) on the plan's policy input document."""
+    from hcops.policy.input import build_input
+
+    _validate_paths(options)
+    engine = make_engine(options.opa_url)
+    try:
+        return run_gate(
+            build_input(plan),
+            policy_dirs=options.policy_dirs,
+            builtin_dir=builtin_policy_dir(),
+            data_files=options.data_files,
+            waivers=options.waivers,
+            engine=engine,
+            locate=plan.loaded.locate,
+            environment=options.environment,
+            strict=options.strict,
+        )
+    finally:
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
+
+
+def _audit_path(plan: NetworkPlan, state_dir: Path | None) -> Path:
+    from hcops.audit.log import default_path
+
+    return default_path(plan.name, state_dir)
+
+
+def record(plan: NetworkPlan, report: GateReport | None, options: CheckOptions, *, command: str,
+           skipped_reason: str | None = None) -> Recording:
+    """Append one gate run (or a skipped gate) to the audit log; never raises for an unwritable log."""
+    try:
+        from hcops.audit.log import record_gate_run
+    except ImportError as exc:  # the audit module is optional for the gate
+        return Recording(error=f"audit log unavailable ({exc})")
+    path = _audit_path(plan, options.state_dir)
+    summary: dict[str, Any] = report.summary.to_dict() if report else {}
+    try:
+        record_gate_run(
+            path,
+            network=plan.name,
+            passed=report.passed if report else False,
+            summary=summary,
+            findings=[f.to_dict() for f in report.findings] if report else [],
+            waived=[w.to_dict() for w in report.waived] if report else [],
+            environment=options.environment,
+            command=command,
+            spec_hash=plan.spec_hash(),
+            skipped_reason=skipped_reason,
+        )
+    except (HcopsError, OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+        return Recording(path=path, error=f"could not record the gate run in {path}: {reason}")
+    return Recording(path=path)
+
+
+def check(spec_file: Path, options: CheckOptions | None = None, *, command: str = "check") -> CheckOutcome:
+    """``hcops check``: load the spec, build the plan and its input document, evaluate the gate."""
+    options = options or CheckOptions()
+    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir)
+    report = evaluate(plan, options)
+    recording = record(plan, report, options, command=command) if options.record else Recording()
+    return CheckOutcome(plan, report, recording)
+
+
+# ------------------------------------------------------------------------------------- apply's gate
+def _write_state(plan: NetworkPlan, entry: dict[str, Any]) -> None:
+    from hcops.providers.state import StateStore
+
+    store = StateStore(plan.state_dir)
+    state = store.load(plan.name, plan.consortium.spec.provider.type)
+    state.extra = {**state.extra, "gate": entry}
+    store.save(state)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_gate(options: CheckOptions, *, on_report: Callable[[GateReport, Recording], None] | None = None,
+              ) -> Callable[[NetworkPlan], None]:
+    """The gate for ``hcops.usecases.deploy.apply``: evaluate, record, report, and refuse on deny."""
+
+    def gate(plan: NetworkPlan) -> None:
+        report = evaluate(plan, options)
+        recording = record(plan, report, options, command="apply") if options.record else Recording()
+        if on_report is not None:
+            on_report(report, recording)
+        if not report.passed:
+            s = report.summary
+            raise CheckFailed(
+                f"the policy gate refused to apply network {plan.name}: {s.deny} deny, {s.warn} warn"
+                + (" (strict)" if report.strict else ""),
+                hint="fix the findings, waive them (--waivers), or apply with --skip-gate --reason \"...\"",
+            )
+        _write_state(plan, {"skipped": False, "passed": True, "at": _now(), "summary": report.summary.to_dict()})
+
+    return gate
+
+
+def make_skip(options: CheckOptions, reason: str, *,
+              on_record: Callable[[Recording], None] | None = None) -> Callable[[NetworkPlan], None]:
+    """The stand-in gate of ``apply --skip-gate --reason``: records the reason (state and audit log)."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("--skip-gate needs --reason \"...\" (recorded in the state and the audit log)")
+
+    def skip(plan: NetworkPlan) -> None:
+        user = os.environ.get("USER") or os.environ.get("LOGNAME") or ""
+        _write_state(plan, {"skipped": True, "reason": reason, "user": user, "at": _now()})
+        recording = record(plan, None, options, command="apply", skipped_reason=reason)
+        if on_record is not None:
+            on_record(recording)
+
+    return skip
+
+
+# ------------------------------------------------------------------------------------- policy pack
+def policy_tests(dirs: Sequence[Path] = (), *, opa_url: str | None = None,
+                 builtin: bool = True) -> list[TestResult]:
+    """``hcops policy test``: the ``test_*`` rules of the built-in pack and of ``dirs``."""
+    for d in dirs:
+        if not d.is_dir():
+            raise InvalidInput(f"{d}: not a directory")
+    engine = make_engine(opa_url)
+    try:
+        return run_policy_tests(dirs, builtin_dir=builtin_policy_dir() if builtin else None, engine=engine)
+    finally:
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
+
+
+def rules(dirs: Sequence[Path] = ()) -> list[RuleMeta]:
+    """``hcops policy list``: every annotated rule of the built-in pack (and of ``dirs``)."""
+    return list_rules(dirs, builtin_dir=builtin_policy_dir())
