@@ -17,6 +17,7 @@ from hcops.providers.docker.containers import (
     LABEL_NETWORK,
     LABEL_NODE,
     DesiredContainer,
+    container_name,
     live_fields,
     network_name,
     volume_name,
@@ -48,7 +49,14 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
                 f"a Docker network named {net.name} exists but was not created by hcops for this spec",
                 hint=f"remove it (`docker network rm {net.name}`) or change metadata.name")
         inv = Inventory(network=net)
-        for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
+        found = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        # The container with the expected name is the node's; any other one labelled for it is a stray.
+        net = network_name(plan)
+
+        def not_expected(c: Container) -> bool:
+            return bool(c.name != container_name(net, (c.labels or {}).get(LABEL_NODE, "")))
+
+        for c in sorted(found, key=not_expected):
             node = (c.labels or {}).get(LABEL_NODE)
             if node and node not in inv.containers:
                 inv.containers[node] = c
