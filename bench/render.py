@@ -61,12 +61,18 @@ def spec_text(nodes: int) -> str:
 
 
 def best(repeat: int, func: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
+    return best_cpu(repeat, func)[0::2]
+
+
+def best_cpu(repeat: int, func: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Best wall time, best CPU time (user + system, all threads of this process) and the result."""
+    walls, cpus, result = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         result = func()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+        cpus.append(time.process_time() - c0)
+        walls.append(time.perf_counter() - w0)
+    return min(walls), min(cpus), result
 
 
 def run_size(nodes: int, repeat: int, work: Path) -> dict[str, Any]:
@@ -86,36 +92,40 @@ def run_size(nodes: int, repeat: int, work: Path) -> dict[str, Any]:
         files = render_targets(plan, TARGETS, out)
         return files
 
-    t_render, files = best(repeat, fresh)
+    t_render, c_render, files = best_cpu(repeat, fresh)
     out = folder / "out-0"
     t_rerender, _ = best(repeat, lambda: render_targets(plan, TARGETS, out))
-    t_input, _ = best(repeat, lambda: build_input(plan))
+    t_input, c_input, _ = best_cpu(repeat, lambda: build_input(plan))
     size = sum(f.stat().st_size for f in files)
     for extra in folder.glob("out-*"):
         shutil.rmtree(extra)
     return {"nodes": nodes, "load": t_load, "plan": t_plan, "render": t_render, "rerender": t_rerender,
-            "input": t_input, "files": len(files), "mb": size / 1e6}
+            "input": t_input, "render_cpu": c_render, "input_cpu": c_input, "files": len(files),
+            "mb": size / 1e6}
 
 
 def table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="hcops validate + render (seconds, best of N)")
-    for col in ("nodes", "load", "plan", "render", "re-render", "input", "render+input", "total", "files",
-                "MB"):
+    for col in COLUMNS:
         t.add_column(col, justify="right")
     for r in rows:
-        t.add_row(str(r["nodes"]), f"{r['load']:.3f}", f"{r['plan']:.3f}", f"{r['render']:.3f}",
-                  f"{r['rerender']:.3f}", f"{r['input']:.3f}", f"{r['render'] + r['input']:.3f}",
-                  f"{r['load'] + r['plan'] + r['render']:.3f}", str(r["files"]), f"{r['mb']:.1f}")
+        t.add_row(*cells(r))
     return t
 
 
+COLUMNS = ("nodes", "load", "plan", "render", "render CPU", "re-render", "input", "input CPU", "render+input",
+           "load+plan+render", "files", "MB")
+
+
+def cells(r: dict[str, Any]) -> list[str]:
+    return [str(r["nodes"]), f"{r['load']:.3f}", f"{r['plan']:.3f}", f"{r['render']:.3f}", f"{r['render_cpu']:.3f}",
+            f"{r['rerender']:.3f}", f"{r['input']:.3f}", f"{r['input_cpu']:.3f}", f"{r['render'] + r['input']:.3f}",
+            f"{r['load'] + r['plan'] + r['render']:.3f}", str(r["files"]), f"{r['mb']:.1f}"]
+
+
 def markdown(rows: list[dict[str, Any]], command: str, repeat: int) -> str:
-    head = ("| nodes | load | plan | render | re-render | input | render+input | load+plan+render | files "
-            "| MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-    body = "".join(
-        f"| {r['nodes']} | {r['load']:.3f} | {r['plan']:.3f} | {r['render']:.3f} | {r['rerender']:.3f} | "
-        f"{r['input']:.3f} | {r['render'] + r['input']:.3f} | {r['load'] + r['plan'] + r['render']:.3f} | "
-        f"{r['files']} | {r['mb']:.1f} |\n" for r in rows)
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---:|" * len(COLUMNS) + "\n"
+    body = "".join("| " + " | ".join(cells(r)) + " |\n" for r in rows)
     return (f"{SECTION}\n\nCommand: `{command}` (best of {repeat}, seconds; Python "
             f"{platform.python_version()}, {platform.machine()}, shared 2-core VM).\n\n{head}{body}")
 

@@ -20,6 +20,7 @@ from hcops.render.kubernetes import kubernetes_objects
 
 TARGETS = ("docker", "kubernetes", "ansible")
 
+_WRITE_ORDER = ("ansible", "docker", "kubernetes")
 _RENDERERS = {"docker": docker.render, "kubernetes": kubernetes.render, "ansible": ansible.render}
 
 __all__ = ["TARGETS", "docker_compose", "kubernetes_objects", "render_targets"]
@@ -32,10 +33,12 @@ def render_targets(plan: NetworkPlan, targets: Sequence[str], out_dir: Path) -> 
                            hint=f"choose from {', '.join(TARGETS)}")
     ctx = Context(plan)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Writing is syscalls (they release the GIL): one target's files are written while the next renders.
+    wanted = list(dict.fromkeys(targets))
+    # Writing is syscalls (they release the GIL): one target's files are written while the next renders,
+    # the target with the most files and folders first.
     with no_gc(), ThreadPoolExecutor(max_workers=1) as writer:
-        pending: list[Future[list[Path]]] = []
-        for target in dict.fromkeys(targets):
+        pending: dict[str, Future[list[Path]]] = {}
+        for target in sorted(wanted, key=_WRITE_ORDER.index):
             output: TargetOutput = _RENDERERS[target](ctx)
-            pending.append(writer.submit(output.write, out_dir))
-        return [path for done in pending for path in done.result()]
+            pending[target] = writer.submit(output.write, out_dir)
+        return [path for target in wanted for path in pending[target].result()]

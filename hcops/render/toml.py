@@ -97,7 +97,12 @@ def _table(table: Mapping[str, Any], name: str) -> list[str]:
     literals: list[str] = []
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for key, value in table.items():
-        if _is_table(value):
+        cls = value.__class__
+        if cls is dict:
+            tables.append((key, value))
+        elif cls in _SCALARS:
+            literals.append(_line(key, value))
+        elif _is_table(value):
             tables.append((key, value))
         elif isinstance(value, list | tuple) and value and all(_is_table(v) for v in value):
             raise _Unsupported  # array of tables
