@@ -199,9 +199,20 @@ class AuditLog:
             " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.high'), 0)),"
             " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.medium'), 0)),"
             " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.low'), 0))"
-            " FROM records WHERE kind = 'sweep' AND time >= ? GROUP BY day ORDER BY day", (since,))
-        return [{"day": r[0], "sweeps": r[1], "failed": r[2] or 0, "high": r[3], "medium": r[4], "low": r[5]}
-                for r in rows]
+            " FROM records WHERE kind = 'sweep' AND time >= ? GROUP BY day ORDER BY day",
+            (since,),
+        )
+        return [
+            {"day": r[0], "sweeps": r[1], "failed": r[2] or 0, "high": r[3], "medium": r[4], "low": r[5]} for r in rows
+        ]
+
+    def sweeps_with(self, rule: str, resource: str, since: str) -> int:
+        """How many sweeps since ``since`` had the finding ``rule`` on ``resource`` (an incident's length)."""
+        row = self._db.execute(
+            "SELECT COUNT(DISTINCT sweep_seq) FROM findings WHERE rule = ? AND resource = ? AND time >= ?",
+            (rule, resource, since),
+        ).fetchone()
+        return int(row[0] or 0)
 
     def verify(self) -> Verification:
         rows = self._db.execute("SELECT seq, kind, time, body, prev_hash, hash FROM records ORDER BY seq")
@@ -245,9 +256,7 @@ class AuditLog:
 
 
 def _row(r: tuple[Any, ...]) -> Record:
-    return Record(
-        seq=int(r[0]), kind=str(r[1]), time=str(r[2]), body=json.loads(r[3]), prev=str(r[4]), hash=str(r[5])
-    )
+    return Record(seq=int(r[0]), kind=str(r[1]), time=str(r[2]), body=json.loads(r[3]), prev=str(r[4]), hash=str(r[5]))
 
 
 def record_gate_run(

@@ -41,7 +41,7 @@ def to_html(doc: dict[str, Any]) -> str:
     )
     env.filters["short"] = _short
     env.filters["when"] = when
-    peak = max((max(d["high"], d["medium"], d["low"]) for d in doc["history"]), default=0)
+    peak = max((d["high"] + d["medium"] + d["low"] for d in doc["history"]), default=0)
     return env.get_template("report.html.j2").render(r=doc, peak=peak, bar=_bar, version=hcops.__version__)
 
 

@@ -203,16 +203,12 @@ def build_report(
     sweep = last.body if last else None
     runtime_open = _with_source(sweep.get("findings", []) if sweep else [], "runtime")
     findings = _with_source(gate.findings, "gate") + runtime_open
-    waived = _with_source(gate.waived, "gate") + _with_source(
-        sweep.get("waived", []) if sweep else [], "runtime"
-    )
+    waived = _with_source(gate.waived, "gate") + _with_source(sweep.get("waived", []) if sweep else [], "runtime")
     controls = _control_rows(gate_rules, runtime_rules, findings, waived, sweep, gate)
     counts = {s: sum(1 for c in controls if c["status"] == s) for s in STATUS_ORDER}
     nodes = list(sweep.get("nodes", [])) if sweep else []
     incidents = _incidents(log)
-    gate_runs = [
-        r for r in (log.records(newest_first=True, limit=2000) if log else []) if r.kind.startswith("gate")
-    ]
+    gate_runs = [r for r in (log.records(newest_first=True, limit=2000) if log else []) if r.kind.startswith("gate")]
     return {
         "apiVersion": "hcops/v1alpha1",
         "kind": "ComplianceReport",
@@ -290,12 +286,9 @@ def _incidents(log: AuditLog | None) -> dict[str, list[dict[str, Any]]]:
     from hcops.audit.incidents import Tracker
 
     tracker = Tracker.from_records(log.records("incident"), log.last("sweep"))
-    cleared = [
-        r.body
-        for r in log.records("incident", newest_first=True, limit=50)
-        if r.body.get("event") == "cleared"
-    ]
+    cleared = [r.body for r in log.records("incident", newest_first=True, limit=50) if r.body.get("event") == "cleared"]
+    opened = sorted(tracker.open.values(), key=lambda i: i.first_seen)
     return {
-        "open": [i.to_dict() for i in sorted(tracker.open.values(), key=lambda i: i.first_seen)],
+        "open": [{**i.to_dict(), "sweeps": log.sweeps_with(i.rule, i.resource, i.first_seen[:19])} for i in opened],
         "recent": cleared[:RECENT_SWEEPS],
     }
