@@ -14,6 +14,7 @@ own session-scoped fixture; it is started by the first caller and stopped when t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import ipaddress
@@ -27,6 +28,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -735,15 +737,24 @@ class KubeNode:
     netns_before: set[str] = field(default_factory=set)
     dns: ClusterDns | None = None
     chains_before: set[str] = field(default_factory=set)
-    cgroups_made: list[Path] = field(default_factory=list)
+    cgroup_root: str = ""
+    socket_dir: str = ""
 
     @property
     def gateway(self) -> str:
         return str(self.subnet[1])
 
     @property
+    def run_dir(self) -> Path:
+        """containerd's and the kubelet's working folders, which hold unix sockets (paths limited to ~104
+        bytes): a short folder of its own in /tmp, not under ``root`` (which keeps configs and logs)."""
+        if not self.socket_dir:
+            self.socket_dir = tempfile.mkdtemp(prefix="hck-", dir="/tmp")
+        return Path(self.socket_dir)
+
+    @property
     def socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
+        return self.run_dir / "c.sock"
 
     def ctr(
         self, *argv: str, stdin: bytes | None = None, check: bool = True
@@ -761,8 +772,10 @@ class KubeNode:
 
     # -------------------------------------------------------------- start
     def start(self, images: list[str]) -> None:
-        self.cgroups_made = [p for p in Path("/sys/fs/cgroup").glob("*/") if not (p / "kubepods").exists()]
-        self.cgroups_made = [p / "kubepods" for p in self.cgroups_made]
+        # The kubelet's pod cgroups go under a root of this node's own, so that two test nodes (or a real
+        # kubelet) never see each other's pods as orphans, and stop() knows what to remove.
+        self.cgroup_root = f"/hcops-{secrets.token_hex(3)}"
+        self._make_cgroup_root()
         self.chains_before = {
             line.split()[1]
             for table in ("filter", "nat", "mangle")
@@ -791,7 +804,7 @@ class KubeNode:
         self.wait_ready()
 
     def _containerd(self) -> None:
-        base = self.root / "containerd"
+        base = self.run_dir / "containerd"
         (self.root / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
         conflist = {
             "cniVersion": "0.4.0",
@@ -887,6 +900,7 @@ state = "{base / "state"}"
             "imageGCLowThresholdPercent": 99,
             "syncFrequency": "5s",
             "oomScoreAdj": 0,
+            "cgroupRoot": self.cgroup_root,
             "fileCheckFrequency": "5s",
             "nodeStatusUpdateFrequency": "5s",
         }
@@ -904,7 +918,7 @@ state = "{base / "state"}"
                     str(self.bins["kubelet"]),
                     f"--config={folder / 'config.json'}",
                     f"--kubeconfig={kubeconfig}",
-                    f"--root-dir={folder / 'root'}",
+                    f"--root-dir={self.run_dir / 'kubelet'}",
                     f"--cert-dir={folder / 'pki'}",
                     f"--hostname-override={NODE_NAME}",
                     f"--node-ip={self.gateway}",
@@ -987,7 +1001,8 @@ state = "{base / "state"}"
         self._kill_shims()
         self.processes.clear()
         mounts = _run("findmnt", "-rn", "-o", "TARGET", check=False).stdout.decode().split("\n")
-        for target in sorted((m for m in mounts if m.startswith(str(self.root))), key=len, reverse=True):
+        mine = tuple(str(p) + "/" for p in (self.root, Path(self.socket_dir)) if str(p) not in ("", "."))
+        for target in sorted((m for m in mounts if m.startswith(mine)), key=len, reverse=True):
             _run("umount", "-l", target, check=False)
         if os.path.isdir("/var/run/netns"):
             for ns in set(os.listdir("/var/run/netns")) - self.netns_before:
@@ -1001,6 +1016,8 @@ state = "{base / "state"}"
         if self.bridge:
             _run("ip", "link", "delete", self.bridge, check=False)
             self.bridge = ""
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def _remove_kubelet_chains(self) -> None:
         """The kubelet leaves iptables chains behind (KUBE-FIREWALL, canaries): remove those it added."""
@@ -1021,9 +1038,22 @@ state = "{base / "state"}"
             for chain in added:
                 _run("iptables", "-t", table, "-X", chain, check=False)
 
+    def _make_cgroup_root(self) -> None:
+        """The kubelet wants its cgroup root to exist in every hierarchy (cgroup v1 here)."""
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            if not (hierarchy / "cgroup.procs").exists():
+                continue
+            folder = hierarchy / self.cgroup_root.lstrip("/")
+            folder.mkdir(exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset starts empty: inherit the parent's
+                if (hierarchy / name).exists():
+                    (folder / name).write_text((hierarchy / name).read_text())
+
     def _remove_cgroups(self) -> None:
-        """The kubelet's ``kubepods`` cgroups (cgroupfs driver), when this node made them; empty by now."""
-        for top in self.cgroups_made:
+        """The kubelet's cgroups (cgroupfs driver) under this node's root, in every hierarchy; empty by now."""
+        if not self.cgroup_root:
+            return
+        for top in Path("/sys/fs/cgroup").glob(f"*{self.cgroup_root}"):
             for folder, _, _ in sorted(os.walk(top), key=lambda w: len(w[0]), reverse=True):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
@@ -1039,3 +1069,71 @@ state = "{base / "state"}"
             if b"containerd-shim" in cmdline and marker in cmdline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ the shared cluster with a node
+_NODE_SHARED: dict[str, tuple[KubeCluster, KubeNode]] = {}
+NODE_IMAGES = ["cometbft/cometbft:v0.38.17"]
+
+
+def shared_node_cluster(
+    root: Path, request: pytest.FixtureRequest | None = None
+) -> tuple[KubeCluster, KubeNode]:
+    """A control plane with one node that runs pods, for every test of the session that needs one:
+    started on first use (in ``root``), stopped at the end of the session (or of the process, without
+    ``request``). Skips when the node's components are missing (``scripts/bootstrap kube-node``)."""
+    found = _NODE_SHARED.get("cluster")
+    if found is None:
+        bins = node_binaries()
+        kube = start_cluster(root / "control-plane")
+        node = KubeNode(kube, root / "node", bins)
+        try:
+            node.start(images=NODE_IMAGES)
+        except BaseException:
+            node.stop()
+            kube.stop()
+            raise
+        found = _NODE_SHARED["cluster"] = (kube, node)
+
+        def _stop() -> None:
+            if _NODE_SHARED.pop("cluster", None) is not None:
+                node.stop()
+                kube.stop()
+
+        if request is not None:
+            request.config.add_cleanup(_stop)
+        else:
+            atexit.register(_stop)
+    found[0].check_alive()
+    found[1].check_alive()
+    return found
+
+
+def running_network(kube: KubeCluster, node: KubeNode, root: Path, tag: str) -> KubeNetwork:
+    """The example as a network whose pods run on ``node``: small resources, volumes made for its claims."""
+    net = KubeNetwork(root, unique_name(tag), kube, wait_for_ready=True)
+    net.write(
+        "  chain: {blockInterval: 500ms}",
+        "  defaults: {resources: {cpu: 250m, memory: 256Mi}, storage: {size: 1Gi, encrypted: true}}",
+        storageClass="encrypted-ssd",
+    )
+    node.make_volumes(len(net.plan().nodes), "1Gi", "encrypted-ssd")
+    return net
+
+
+def leftovers(kube: KubeCluster, name: str) -> list[str]:
+    """Objects that still carry the network's label (``hcops.network``), in the kinds hcops scans."""
+    from hcops.providers.kubernetes.objects import SCANNED
+
+    out = []
+    for api_version, kind in SCANNED:  # listed across all namespaces
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        low = kind.lower()
+        plural = low + "es" if low.endswith("s") else low[:-1] + "ies" if low.endswith("y") else low + "s"
+        status, body = kube.get(f"{base}/{plural}?labelSelector=hcops.network%3D{name}")
+        if status == 200:
+            out += [
+                f"{kind} {i['metadata'].get('namespace', '')}/{i['metadata']['name']}"
+                for i in json.loads(body).get("items") or ()
+            ]
+    return out
