@@ -38,7 +38,7 @@ TARGET_NOOP_4 = 1.0
 # The provider is timed on its own (the policy gate in front of apply has its own benchmark); the
 # no-op re-apply is also timed with the gate, in its own column.
 NO_GATE = ("--skip-gate", "--reason", "bench/apply.py times the provider")
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def spec_text(name: str, validators: int, port_base: int, subnet: str, block_interval: str) -> str:
@@ -48,6 +48,7 @@ def spec_text(name: str, validators: int, port_base: int, subnet: str, block_int
       role: {ROLES[i % len(ROLES)]}
       coveredEntity: true
       baa: {{signed: true, signedOn: 2026-01-15}}
+      contact: {{breakGlass: oncall@org-{i}.example}}
       nodes:
         - {{name: val-{i}, role: validator, power: 10}}""")
     return f"""apiVersion: hcops/v1alpha1
@@ -64,9 +65,16 @@ spec:
 {chr(10).join(orgs)}
   network:
     rpc: {{exposure: host}}
+  audit: {{enabled: true, interval: 30s, anchorToChain: true, retentionDays: 2190}}
+  defaults:
+    resources: {{cpu: "500m", memory: 512Mi}}
+    storage: {{size: 10Gi, encrypted: true}}
+  data: {{phiOnChain: none, txIndex: "off"}}
+  backup: {{enabled: true, schedule: "0 2 * * *", retentionDays: 2190}}
   provider:
     type: docker
     docker: {{rpcHostPortBase: {port_base}, subnet: {subnet}}}
+    kubernetes: {{namespace: {name}}}
 """
 
 
