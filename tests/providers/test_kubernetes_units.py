@@ -29,6 +29,7 @@ from hcops.providers.kubernetes.objects import (
     undeclared,
 )
 from hcops.providers.kubernetes.readiness import pod_state
+from hcops.providers.kubernetes.runtime import container_facts
 
 NET = {"hcops.network": "n", "app.kubernetes.io/managed-by": "hcops"}
 
@@ -357,3 +358,37 @@ def test_kubeconfig_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert connect().configuration.host == "https://127.0.0.1:1"
     with pytest.raises(EnvironmentProblem, match="kubeconfig"):
         connect("nope")
+
+
+# ------------------------------------------------------------------ runtime facts for the audit
+def test_container_facts_in_the_audit_shape() -> None:
+    s = sts()
+    pod = s["spec"]["template"]["spec"]
+    pod["securityContext"].update(runAsUser=10001, runAsGroup=10001, fsGroup=10001)
+    main = pod["containers"][0]
+    main["resources"] = {"limits": {"cpu": "500m", "memory": "512Mi"}}
+    main["volumeMounts"].append(
+        {"name": "keys", "mountPath": "/c/node_key.json", "subPath": "node_key.json", "readOnly": True}
+    )
+    st = pod_state(
+        "a-0",
+        [
+            {
+                "metadata": {"name": "a-0-0"},
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [{"imageID": "sha256:abc", "restartCount": 1}],
+                },
+            }
+        ],
+    )
+    f = container_facts(s, st)
+    assert (f["present"], f["state"], f["restart_count"], f["user"]) == (True, "running", 1, "10001:10001")
+    assert f["image"] == {"reference": "img:1", "id": "sha256:abc", "repo_digests": []}
+    assert (
+        f["read_only_rootfs"] and f["no_new_privileges"] and not f["privileged"] and f["cap_drop"] == ["ALL"]
+    )
+    assert f["resources"] == {"memory_bytes": 512 * 2**20, "nano_cpus": 500_000_000, "pids_limit": None}
+    assert f["key_files"] == {"config/node_key.json": {"mode": "0400", "uid": 10001, "gid": 10001}}
+    assert {"type": "secret", "name": "keys", "destination": "/k", "rw": False} in f["mounts"]
+    assert f["published_ports"] == {}

@@ -4,7 +4,6 @@ mounts of every pod template, and the RBAC rights of the pods' service accounts.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from hcops.errors import HcopsError
@@ -16,8 +15,8 @@ from hcops.providers.kubernetes.diff import field_changes, normalize
 from hcops.providers.kubernetes.objects import Desired, Live, summary, undeclared
 from hcops.providers.kubernetes.readiness import PodState, read_pods, statefulset_of
 from hcops.providers.kubernetes.reconcile import dry_run
-from hcops.providers.kubernetes.rpc import ProxiedRpc, proxy_path
-from hcops.providers.rpc import RpcUnavailable
+from hcops.providers.kubernetes.rpc import proxy_path
+from hcops.providers.kubernetes.runtime import chain_facts, container_facts
 
 
 def drift(api: KubeApi, want: Desired, live: Live) -> list[dict[str, Any]]:
@@ -89,25 +88,6 @@ def node_facts(want: Desired, live: Live, node: str) -> dict[str, Any]:
     return facts
 
 
-def chain_facts(api: KubeApi, namespace: str, pod: PodState) -> dict[str, Any]:
-    if not (pod.name and pod.phase == "Running"):
-        return {}
-    rpc = ProxiedRpc(api, namespace, pod.name, timeout=2.0)
-    try:
-        s = rpc.status()
-    except RpcUnavailable:
-        return {}
-    out: dict[str, Any] = {
-        "height": s.height,
-        "catching_up": s.catching_up,
-        "voting_power": s.voting_power,
-        "last_block_time": s.latest_block_time,
-    }
-    with contextlib.suppress(RpcUnavailable):
-        out["peers"] = len(rpc.net_info())
-    return out
-
-
 def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detail: bool) -> Observation:
     pods = read_pods(api, want)
     drifted = drift(api, want, live) if detail else []
@@ -126,7 +106,11 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
                 "waiting": pod.waiting,
                 "restarts": pod.restarts,
             }
-        chain = chain_facts(api, want.namespace, pod)
+        chain, rpc = chain_facts(api, want.namespace, pod)
+        if detail:
+            facts["rpc"] = rpc
+            live_sts = live.get(Ref.of(sts)) if sts is not None else None
+            facts["container"] = container_facts(live_sts, pod) if live_sts else {"present": False}
         state = ("pending" if pod.phase == "absent" else pod.phase.lower()) if present else None
         nodes.append(
             NodeStatus(
@@ -150,6 +134,7 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
         )
     extra = [summary(o) for o in undeclared(want, live)]
     net_facts: dict[str, Any] = {
+        "provider": "kubernetes",
         "namespace": want.namespace,
         "server": api.server,
         "selector": dict(want.selector),

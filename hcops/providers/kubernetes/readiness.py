@@ -48,6 +48,7 @@ class PodState:
     ready: bool
     waiting: str | None  # reason a container is waiting, e.g. CrashLoopBackOff
     restarts: int
+    image_ids: tuple[str, ...] = ()  # of the running containers, as the kubelet reports them
 
     def describe(self) -> str:
         what = self.name or "no pod"
@@ -79,8 +80,15 @@ def pod_state(node: str, pods: list[Obj]) -> PodState:
             waiting = waiting or str(w["reason"])
     if pod["metadata"].get("deletionTimestamp"):
         waiting = waiting or "Terminating"
+    image_ids = tuple(str(cs["imageID"]) for cs in status.get("containerStatuses") or () if cs.get("imageID"))
     return PodState(
-        node, pod["metadata"]["name"], str(status.get("phase") or "Unknown"), ready, waiting, restarts
+        node,
+        pod["metadata"]["name"],
+        str(status.get("phase") or "Unknown"),
+        ready,
+        waiting,
+        restarts,
+        image_ids,
     )
 
 

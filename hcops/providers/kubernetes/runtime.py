@@ -1,0 +1,102 @@
+"""A node's runtime facts in the shape the audit reads for every provider (``NodeStatus.facts``
+``container`` and ``rpc``; see hcops/audit/facts.py): the pod template's main container as the
+kubelet runs it, and the chain as the node's RPC reports it through the API server's pod proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
+from hcops.providers.docker.observe import rpc_facts
+from hcops.providers.kubernetes.api import KubeApi
+from hcops.providers.kubernetes.readiness import PodState
+from hcops.providers.kubernetes.rpc import ProxiedRpc
+from hcops.spec.types import cpu_millis, memory_bytes
+
+MAIN = "cometbft"
+KEY_FILES = (NODE_KEY, PRIV_VALIDATOR_KEY)
+
+
+def _main(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    containers = pod.get("containers") or [{}]
+    return next((c for c in containers if c.get("name") == MAIN), containers[0])
+
+
+def container_facts(sts: Mapping[str, Any], pod: PodState) -> dict[str, Any]:
+    """The main container of the node's pod template (and its pod, when there is one)."""
+    spec = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
+    labels = (((sts.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    c = _main(spec)
+    psc, sc = spec.get("securityContext") or {}, c.get("securityContext") or {}
+    uid, gid = sc.get("runAsUser", psc.get("runAsUser")), sc.get("runAsGroup", psc.get("runAsGroup"))
+    caps = sc.get("capabilities") or {}
+    limits = (c.get("resources") or {}).get("limits") or {}
+    volumes = {v.get("name"): v for v in spec.get("volumes") or ()}
+    mounts = []
+    key_files: dict[str, Any] = {}
+    for m in c.get("volumeMounts") or ():
+        vol = volumes.get(m.get("name")) or {}
+        kind = next((k for k in vol if k != "name"), "persistentVolumeClaim")
+        mounts.append(
+            {
+                "type": kind,
+                "name": m.get("name"),
+                "destination": m.get("mountPath"),
+                "rw": not m.get("readOnly", False),
+            }
+        )
+        secret = vol.get("secret")
+        if secret is not None and m.get("subPath") in KEY_FILES:
+            key_files[f"config/{m['subPath']}"] = {
+                "mode": f"{int(secret.get('defaultMode', 0o644)):04o}",
+                "uid": uid,
+                "gid": psc.get("fsGroup", gid),
+            }
+    return {
+        "present": pod.name is not None,
+        "name": pod.name,
+        "state": pod.phase.lower() if pod.name else None,
+        "restart_count": pod.restarts,
+        "image": {
+            "reference": c.get("image"),
+            "id": pod.image_ids[0] if pod.image_ids else "",
+            "repo_digests": [],
+        },
+        "user": f"{uid}:{gid}" if uid is not None else "",
+        "read_only_rootfs": bool(sc.get("readOnlyRootFilesystem")),
+        "cap_drop": list(caps.get("drop") or ()),
+        "cap_add": list(caps.get("add") or ()),
+        "privileged": bool(sc.get("privileged")),
+        "no_new_privileges": sc.get("allowPrivilegeEscalation") is False,
+        "seccomp": (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type"),
+        "mounts": mounts,
+        "key_files": key_files,
+        "published_ports": {
+            f"{p['hostPort']}/{str(p.get('protocol', 'TCP')).lower()}": [
+                {"host_ip": p.get("hostIP") or "0.0.0.0", "host_port": p["hostPort"]}
+            ]
+            for p in c.get("ports") or ()
+            if p.get("hostPort")
+        },
+        "resources": {
+            "memory_bytes": _quantity(memory_bytes, limits.get("memory")),
+            "nano_cpus": _quantity(cpu_millis, limits.get("cpu")) * 1_000_000,
+            "pids_limit": None,
+        },
+        "labels": dict(labels),
+    }
+
+
+def _quantity(parse: Callable[[str], int], value: Any) -> int:
+    try:
+        return parse(str(value)) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def chain_facts(api: KubeApi, namespace: str, pod: PodState) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(NodeStatus fields, ``rpc`` facts) from the node's RPC; empty summary when it does not answer."""
+    if not (pod.name and pod.phase == "Running"):
+        return {}, {"reachable": False, "error": f"pod {pod.name or '(none)'} is {pod.phase}"}
+    return rpc_facts(ProxiedRpc(api, namespace, pod.name, timeout=2.0))
