@@ -284,10 +284,13 @@ warn contains f if {
 #   severity: high
 #   remediation: Give every node in spec.organizations[*].nodes a unique name.
 deny contains f if {
-	some i, n in input.nodes
-	some j, m in input.nodes
-	j < i
-	n.name == m.name
+	some k
+	[name, i] := sorted_names[k]
+	k > 0
+	[prev_name, j] := sorted_names[k - 1]
+	name == prev_name
+	n := input.nodes[i]
+	m := input.nodes[j]
 	f := {
 		"id": "HC-AC2-DUPLICATE-NODE-NAME",
 		"msg": sprintf("node name %s is used by more than one node (%s and %s)", [n.name, m.path, n.path]),
@@ -295,6 +298,12 @@ deny contains f if {
 		"path": sprintf("%s.name", [n.path]),
 	}
 }
+
+# Node names and monikers with their node index, sorted: equal values are neighbours, so
+# duplicates are found in one pass (n log n) instead of comparing every pair of nodes.
+sorted_names := sort([[n.name, i] | some i; n := input.nodes[i]])
+
+sorted_monikers := sort([[n.config.moniker, i] | some i; n := input.nodes[i]])
 
 # METADATA
 # title: Two nodes share a moniker
@@ -310,10 +319,13 @@ deny contains f if {
 #   severity: medium
 #   remediation: Let every node's moniker default to its (unique) node name.
 deny contains f if {
-	some i, n in input.nodes
-	some j, m in input.nodes
-	j < i
-	n.config.moniker == m.config.moniker
+	some k
+	[moniker, i] := sorted_monikers[k]
+	k > 0
+	[prev_moniker, j] := sorted_monikers[k - 1]
+	moniker == prev_moniker
+	n := input.nodes[i]
+	m := input.nodes[j]
 	f := {
 		"id": "HC-AC2-DUPLICATE-MONIKER",
 		"msg": sprintf("moniker %s is announced by nodes %s and %s", [n.config.moniker, m.name, n.name]),
@@ -338,9 +350,8 @@ deny contains f if {
 #   severity: high
 #   remediation: Generate a separate node key for every node and re-render the peer lists.
 deny contains f if {
-	some id in {e.id | some e in lib.peer_entries}
-	addrs := {e.addr | some e in lib.peer_entries; e.id == id}
-	count(addrs) > 1
+	some id in lib.ids_with_several_addrs
+	addrs := {p[1] | some p in lib.peer_pairs; p[0] == id}
 	f := {
 		"id": "HC-AC2-DUPLICATE-NODE-ID",
 		"msg": concat("", [

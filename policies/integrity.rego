@@ -135,10 +135,10 @@ deny contains f if {
 #     volumes for writable paths.
 deny contains f if {
 	some x in lib.k8s_containers
-	not object.get(x.container, ["securityContext", "readOnlyRootFilesystem"], false) == true
+	not x.readOnlyRootFilesystem == true
 	f := {
 		"id": "HC-IN1-K8S-ROOTFS-WRITABLE",
-		"msg": sprintf("container %s of %s %s runs with a writable root filesystem", [x.container.name, x.object.kind, x.object.metadata.name]),
-		"resource": lib.k8s_resource(x.object),
+		"msg": sprintf("container %s of %s %s runs with a writable root filesystem", [x.name, x.kind, x.object]),
+		"resource": x.resource,
 	}
 }

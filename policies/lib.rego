@@ -153,12 +153,23 @@ pod_spec(obj) := obj.spec.template.spec if obj.kind in {"StatefulSet", "Deployme
 
 pod_spec(obj) := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob"
 
-# Every container of every workload, init containers included.
-k8s_containers contains {"object": obj, "container": c} if {
+# Every container of every workload, init containers included: only the facts the rules read
+# (the owning object's kind, name and resource; the container's name, environment and read-only
+# root flag), never the whole object, which would be copied and hashed once per container.
+k8s_containers contains x if {
 	some obj in k8s_objects
 	ps := pod_spec(obj)
+	resource := k8s_resource(obj)
 	some field in ["initContainers", "containers"]
 	some c in object.get(ps, field, [])
+	x := {
+		"kind": obj.kind,
+		"object": object.get(obj, ["metadata", "name"], "unnamed"),
+		"resource": resource,
+		"name": object.get(c, "name", ""),
+		"env": object.get(c, "env", []),
+		"readOnlyRootFilesystem": object.get(c, ["securityContext", "readOnlyRootFilesystem"], false),
+	}
 }
 
 # A Service port serves `ports` if its port/targetPort is one of them or it is named like `names`.
@@ -212,17 +223,19 @@ env_literals contains {"resource": docker_resource(name), "name": pair[0]} if {
 	trim_space(pair[1]) != ""
 }
 
-env_literals contains {"resource": k8s_resource(x.object), "name": e.name} if {
+env_literals contains {"resource": x.resource, "name": e.name} if {
 	some x in k8s_containers
-	some e in object.get(x.container, "env", [])
+	some e in x.env
 	sensitive_env_name(e.name)
 	v := object.get(e, "value", "")
 	trim_space(sprintf("%v", [v])) != ""
 }
 
 # ---------------------------------------------------------------------------------------------
-# Persistent peers: "id@host:port,id@host:port" -> {"node": <name>, "id": <id>, "addr": <host:port>}.
-peer_entries contains {"node": n.name, "id": lower(parts[0]), "addr": parts[1]} if {
+# Persistent peers: "id@host:port,id@host:port" -> the distinct [<id>, <host:port>] pairs of every
+# node's list (ids lowercased). A set of pairs, not one entry per node and peer: with every node
+# listing the same peers the set stays as small as the network.
+peer_pairs contains [lower(parts[0]), parts[1]] if {
 	some n in input.nodes
 	some raw in split(object.get(n.config, ["p2p", "persistent_peers"], ""), ",")
 	entry := trim_space(raw)
@@ -231,11 +244,27 @@ peer_entries contains {"node": n.name, "id": lower(parts[0]), "addr": parts[1]} 
 	count(parts) == 2
 }
 
+# The node IDs listed with more than one address: the distinct pairs sorted, so that the pairs of
+# one ID are neighbours. (The set goes through an array first: regopy 1.5.2 iterates sort(<set>)
+# by value instead of by index.)
+sorted_peer_pairs := sort([p | some p in peer_pairs])
+
+ids_with_several_addrs contains id if {
+	some i
+	[id, _] := sorted_peer_pairs[i]
+	i > 0
+	[prev_id, _] := sorted_peer_pairs[i - 1]
+	prev_id == id
+}
+
+# The nodes that set their own image, as [org, name] (one pass over the spec, not one per node).
+nodes_with_own_image contains [o.name, sn.name] if {
+	some o in input.spec.organizations
+	some sn in o.nodes
+	object.get(sn, "image", null) != null
+}
+
 # The spec field a node's image comes from: the node's own `image` if it sets one, else the chain's.
 image_path(n) := sprintf("%s.image", [n.path]) if {
-	some o in input.spec.organizations
-	o.name == n.org
-	some sn in o.nodes
-	sn.name == n.name
-	object.get(sn, "image", null) != null
+	[n.org, n.name] in nodes_with_own_image
 } else := "spec.chain.image"

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""`hcops check` wall time by network size, on both policy engines, against conftest.
+
+    python bench/check.py [--sizes 10,100,1000,5000] [--repeat 3] [--embedded-budget 60] [--write-results]
+
+For each size a spec is generated into a temp folder (the same generator as bench/render.py:
+ceil(n/10) organizations, at least 4, one validator each, the rest observers; every organization
+with a signed BAA, audit and backups configured as in the example, so that the gate evaluates every
+rule on a compliant network). Keys are made once, untimed. Then, best of --repeat:
+
+    opa       `hcops check -f SPEC --opa-url URL --format json` end to end, as a subprocess (interpreter
+              start, spec load, plan, manifests, input document, evaluation on a real OPA server
+              started on 127.0.0.1, findings): what a CI job waits for
+    embedded  the same with the embedded engine (regopy); skipped ("> budget") at the sizes after one
+              whose first run exceeded --embedded-budget seconds
+    conftest  `conftest test --all-namespaces --combine=false -p policies input.json` on the same input
+              document (written once by hcops.policy.input.build_input, untimed), same built-in pack
+    opa eval  `opa eval` of the same pack on the same input (no hcops around it), for reference
+
+and the ratio opa/conftest. The OPA server keeps the pack between runs (uploads are skipped when the
+modules are unchanged), as in a CI job that starts one server for several checks.
+
+--write-results replaces the "## check" section of bench/RESULTS.md with the table and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hcops.plan.desired import build_plan  # noqa: E402
+from hcops.policy.input import build_input  # noqa: E402
+from hcops.spec.loader import load_spec  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## check"
+POLICIES = ROOT / "policies"
+CACHE_BIN = Path(os.environ.get("HCOPS_CACHE") or Path.home() / ".cache" / "hcops") / "bin"
+
+
+def tool(name: str) -> str:
+    candidate = CACHE_BIN / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found (scripts/bootstrap {name})")
+    return found
+
+
+def spec_text(nodes: int) -> str:
+    orgs = max(4, math.ceil(nodes / 10))
+    members: list[list[str]] = [[] for _ in range(orgs)]
+    for i in range(nodes):
+        o = i % orgs
+        role = "validator, power: 10" if not members[o] else "observer"
+        members[o].append(f"        - {{name: node-{i}, role: {role}}}")
+    lines = ["apiVersion: hcops/v1alpha1", "kind: Consortium", f"metadata: {{name: bench-{nodes}}}", "spec:",
+             '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1}',
+             "  organizations:"]
+    for o, names in enumerate(members):
+        lines += [f"    - name: org-{o}", "      role: provider",
+                  "      baa: {signed: true, signedOn: 2026-01-15}",
+                  f"      contact: {{breakGlass: oncall@org-{o}.example}}",
+                  "      nodes:" if names else "      nodes: []", *names]
+    lines += ["  defaults: {storage: {size: 10Gi, encrypted: true}}",
+              "  network: {rpc: {exposure: internal, tls: false, cors: []}, p2p: {pex: false, addrBookStrict: true}}",
+              "  data: {phiOnChain: none, txIndex: 'off'}",
+              "  audit: {enabled: true, interval: 30s, retentionDays: 2190, anchorToChain: true}",
+              "  backup: {enabled: true, schedule: '0 2 * * *', retentionDays: 2190}",
+              f"  provider: {{type: docker, kubernetes: {{namespace: bench-{nodes}}}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def gate_pack(work: Path) -> Path:
+    """The gate's policy files only (the built-in pack without tests and runtime/), as conftest and
+    `opa eval` load every .rego below a directory."""
+    pack = work / "pack"
+    if not pack.exists():
+        pack.mkdir()
+        for f in POLICIES.glob("*.rego"):
+            if not f.name.endswith("_test.rego"):
+                shutil.copy(f, pack / f.name)
+    return pack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def opa_server(opa: str, log: Path) -> Iterator[str]:
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"OPA server did not start; see {log}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def timed(cmd: list[str], ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    dt = time.perf_counter() - t0
+    if res.returncode not in ok:
+        raise SystemExit(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr.decode()[-2000:]}")
+    return dt
+
+
+def best(repeat: int, cmd: list[str], **kw: Any) -> float:
+    return min(timed(cmd, **kw) for _ in range(repeat))
+
+
+def check_cmd(spec: Path, state: Path, opa_url: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "hcops", "check", "-f", str(spec), "--state-dir", str(state),
+           "--format", "json", "--output-file", os.devnull]
+    return cmd + (["--opa-url", opa_url] if opa_url else [])
+
+
+def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, skip_embedded: bool,
+             tools: dict[str, str]) -> dict[str, Any]:
+    folder = work / f"n{nodes}"
+    folder.mkdir()
+    spec = folder / "network.yaml"
+    spec.write_text(spec_text(nodes))
+    state = folder / "state"
+    doc = build_input(build_plan(load_spec(spec), state))  # keys, untimed
+    input_file = folder / "input.json"
+    input_file.write_text(json.dumps(doc))
+    env = {**os.environ, "HCOPS_AUDIT_DB": str(folder / "audit.db")}
+
+    timed(check_cmd(spec, state, opa_url), env=env)  # upload the pack once (kept across sizes too)
+    t_opa = best(args.repeat, check_cmd(spec, state, opa_url), env=env)
+    t_embedded: float | None = None
+    if not skip_embedded:
+        first = timed(check_cmd(spec, state, None), env=env)
+        t_embedded = first
+        if first <= args.embedded_budget and args.repeat > 1:
+            t_embedded = min(first, best(args.repeat - 1, check_cmd(spec, state, None), env=env))
+    conftest = [tools["conftest"], "test", "--all-namespaces", "--no-color", "-p", str(gate_pack(work)),
+                str(input_file)]
+    t_conftest = best(args.repeat, conftest, ok=(0, 1))
+    opa_eval = [tools["opa"], "eval", "--format", "raw", "-d", str(gate_pack(work)), "-i", str(input_file),
+                "[data.hcops.hipaa[_].deny, data.hcops.hipaa[_].warn]"]
+    t_eval = best(args.repeat, opa_eval)
+    return {"nodes": nodes, "opa": t_opa, "embedded": t_embedded, "conftest": t_conftest, "eval": t_eval,
+            "mb": input_file.stat().st_size / 1e6}
+
+
+def cell(value: float | None, budget: float) -> str:
+    return f"{value:.2f}" if value is not None else f"> {budget:.0f} (skipped)"
+
+
+def table(rows: list[dict[str, Any]], budget: float) -> Table:
+    t = Table(title="hcops check, wall seconds (best of N)")
+    for col in ("nodes", "input MB", "hcops check (OPA server)", "hcops check (embedded)", "conftest",
+                "opa/conftest", "opa eval (pack only)"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(str(r["nodes"]), f"{r['mb']:.1f}", f"{r['opa']:.2f}", cell(r["embedded"], budget),
+                  f"{r['conftest']:.2f}", f"{r['opa'] / r['conftest']:.2f}", f"{r['eval']:.2f}")
+    return t
+
+
+def markdown(rows: list[dict[str, Any]], command: str, args: argparse.Namespace, versions: str) -> str:
+    head = ("| nodes | input MB | hcops check (OPA server) | hcops check (embedded) | conftest | opa/conftest "
+            "| opa eval (pack only) |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = "".join(
+        f"| {r['nodes']} | {r['mb']:.1f} | {r['opa']:.2f} | {cell(r['embedded'], args.embedded_budget)} | "
+        f"{r['conftest']:.2f} | {r['opa'] / r['conftest']:.2f} | {r['eval']:.2f} |\n" for r in rows)
+    return (f"{SECTION}\n\nCommand: `{command}` (best of {args.repeat}, wall seconds of a subprocess each; "
+            f"Python {platform.python_version()}, {platform.machine()}, shared 2-core VM; {versions}).\n\n"
+            "`hcops check` covers the whole command (spec, plan, rendered manifests, input document, "
+            "evaluation, report); conftest and `opa eval` only evaluate the same built-in pack on the "
+            "input document hcops builds (written once, untimed).\n\n" + head + body)
+
+
+def write_results(section: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        RESULTS.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "".join(lines[end:])
+    RESULTS.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""))
+
+
+def version_of(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
+    return out[0] if out else "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10,100,1000,5000")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--embedded-budget", type=float, default=60.0,
+                    help="Seconds; larger sizes skip the embedded engine once one run took longer.")
+    ap.add_argument("--write-results", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    tools = {"opa": tool("opa"), "conftest": tool("conftest")}
+    versions = (f"{version_of([tools['opa'], 'version'])}, "
+                f"conftest {version_of([tools['conftest'], '--version']).split()[-1]}")
+    console = Console()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hcops-bench-check-") as tmp, \
+            opa_server(tools["opa"], Path(tmp) / "opa.log") as url:
+        skip = False
+        for n in sizes:
+            row = run_size(n, args, Path(tmp), url, skip, tools)
+            rows.append(row)
+            if row["embedded"] is None or row["embedded"] > args.embedded_budget:
+                skip = True
+            console.log(f"{n} nodes: opa {row['opa']:.2f}s, embedded {cell(row['embedded'], args.embedded_budget)}"
+                        f", conftest {row['conftest']:.2f}s")
+    console.print(table(rows, args.embedded_budget))
+    if args.write_results:
+        command = "python bench/check.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_results(markdown(rows, command.strip(), args, versions))
+        console.print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
