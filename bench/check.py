@@ -11,8 +11,9 @@ rule on a compliant network). Keys are made once, untimed. Then, best of --repea
     opa       `hcops check -f SPEC --opa-url URL --format json` end to end, as a subprocess (interpreter
               start, spec load, plan, manifests, input document, evaluation on a real OPA server
               started on 127.0.0.1, findings): what a CI job waits for
-    embedded  the same with the embedded engine (regopy); skipped ("> budget") at the sizes after one
-              whose first run exceeded --embedded-budget seconds
+    embedded  the same with the embedded engine (regopy); a run is stopped at --embedded-budget
+              seconds, and larger sizes are skipped once a run took more than half the budget (or
+              failed: regopy stops at its statement limit)
     conftest  `conftest test --all-namespaces --combine=false -p policies input.json` on the same input
               document (written once by hcops.policy.input.build_input, untimed), same built-in pack
     opa eval  `opa eval` of the same pack on the same input (no hcops around it), for reference
@@ -136,12 +137,21 @@ def opa_server(opa: str, log: Path) -> Iterator[str]:
             proc.kill()
 
 
-def timed(cmd: list[str], ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None) -> float:
+class Failed(Exception):
+    """A run that exceeded its time budget or failed; the message goes into the table."""
+
+
+def timed(cmd: list[str], ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None,
+          budget: float | None = None) -> float:
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    try:
+        res = subprocess.run(cmd, capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=budget)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"> {budget:.0f} s (stopped)") from None
     dt = time.perf_counter() - t0
     if res.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr.decode()[-2000:]}")
+        last = (res.stderr.decode().strip().splitlines() or ["?"])[0]
+        raise Failed(f"failed: {last[:80]}")
     return dt
 
 
@@ -169,12 +179,16 @@ def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, ski
 
     timed(check_cmd(spec, state, opa_url), env=env)  # upload the pack once (kept across sizes too)
     t_opa = best(args.repeat, check_cmd(spec, state, opa_url), env=env)
-    t_embedded: float | None = None
+    t_embedded: float | str = f"> {args.embedded_budget:.0f} s (skipped)"
     if not skip_embedded:
-        first = timed(check_cmd(spec, state, None), env=env)
-        t_embedded = first
-        if first <= args.embedded_budget and args.repeat > 1:
-            t_embedded = min(first, best(args.repeat - 1, check_cmd(spec, state, None), env=env))
+        try:
+            first = timed(check_cmd(spec, state, None), env=env, budget=args.embedded_budget)
+            t_embedded = first
+            if args.repeat > 1:
+                t_embedded = min(first, best(args.repeat - 1, check_cmd(spec, state, None), env=env,
+                                             budget=args.embedded_budget))
+        except Failed as exc:
+            t_embedded = str(exc)
     conftest = [tools["conftest"], "test", "--all-namespaces", "--no-color", "-p", str(gate_pack(work)),
                 str(input_file)]
     t_conftest = best(args.repeat, conftest, ok=(0, 1))
@@ -185,8 +199,8 @@ def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, ski
             "mb": input_file.stat().st_size / 1e6}
 
 
-def cell(value: float | None, budget: float) -> str:
-    return f"{value:.2f}" if value is not None else f"> {budget:.0f} (skipped)"
+def cell(value: float | str, budget: float) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else value
 
 
 def table(rows: list[dict[str, Any]], budget: float) -> Table:
@@ -250,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             row = run_size(n, args, Path(tmp), url, skip, tools)
             rows.append(row)
-            if row["embedded"] is None or row["embedded"] > args.embedded_budget:
-                skip = True
+            if not isinstance(row["embedded"], float) or row["embedded"] > args.embedded_budget / 2:
+                skip = True  # the next size would not finish within the budget either
             console.log(f"{n} nodes: opa {row['opa']:.2f}s, embedded {cell(row['embedded'], args.embedded_budget)}"
                         f", conftest {row['conftest']:.2f}s")
     console.print(table(rows, args.embedded_budget))

@@ -277,9 +277,9 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
     from hcops.usecases.deploy import plan as plan_changes
 
     if reason is not None and not skip_gate:
-        raise click.UsageError("--reason goes with --skip-gate")
+        raise InvalidInput("--reason goes with --skip-gate")
     if skip_gate and not (reason or "").strip():
-        raise click.UsageError('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
+        raise InvalidInput('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
     gate_options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                                 data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url)
 
