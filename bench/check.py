@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="Seconds; larger sizes skip the embedded engine once one run took longer.")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the OPA server on kill too
     sizes = [int(s) for s in args.sizes.split(",") if s]
     tools = {"opa": tool("opa"), "conftest": tool("conftest")}
     versions = (f"{version_of([tools['opa'], 'version'])}, "

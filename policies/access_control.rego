@@ -285,25 +285,25 @@ warn contains f if {
 #   remediation: Give every node in spec.organizations[*].nodes a unique name.
 deny contains f if {
 	some k
-	[name, i] := sorted_names[k]
+	[name, _, path] := sorted_names[k]
 	k > 0
-	[prev_name, j] := sorted_names[k - 1]
+	[prev_name, _, prev_path] := sorted_names[k - 1]
 	name == prev_name
-	n := input.nodes[i]
-	m := input.nodes[j]
 	f := {
 		"id": "HC-AC2-DUPLICATE-NODE-NAME",
-		"msg": sprintf("node name %s is used by more than one node (%s and %s)", [n.name, m.path, n.path]),
-		"resource": lib.node_resource(n),
-		"path": sprintf("%s.name", [n.path]),
+		"msg": sprintf("node name %s is used by more than one node (%s and %s)", [name, prev_path, path]),
+		"resource": sprintf("node/%s", [name]),
+		"path": sprintf("%s.name", [path]),
 	}
 }
 
-# Node names and monikers with their node index, sorted: equal values are neighbours, so
-# duplicates are found in one pass (n log n) instead of comparing every pair of nodes.
-sorted_names := sort([[n.name, i] | some i; n := input.nodes[i]])
+# Node names and monikers with the node's index and what the findings report, sorted: equal values
+# are neighbours, so duplicates are found in one pass (n log n) instead of comparing every pair of
+# nodes. The rules read the tuples only: indexing input.nodes again by the bound index makes
+# regopy 1.5.2 iterate every node (it hits its statement limit at a few hundred nodes).
+sorted_names := sort([[n.name, i, n.path] | some i; n := input.nodes[i]])
 
-sorted_monikers := sort([[n.config.moniker, i] | some i; n := input.nodes[i]])
+sorted_monikers := sort([[n.config.moniker, i, n.name, n.path] | some i; n := input.nodes[i]])
 
 # METADATA
 # title: Two nodes share a moniker
@@ -320,17 +320,15 @@ sorted_monikers := sort([[n.config.moniker, i] | some i; n := input.nodes[i]])
 #   remediation: Let every node's moniker default to its (unique) node name.
 deny contains f if {
 	some k
-	[moniker, i] := sorted_monikers[k]
+	[moniker, _, name, path] := sorted_monikers[k]
 	k > 0
-	[prev_moniker, j] := sorted_monikers[k - 1]
+	[prev_moniker, _, prev_name, _] := sorted_monikers[k - 1]
 	moniker == prev_moniker
-	n := input.nodes[i]
-	m := input.nodes[j]
 	f := {
 		"id": "HC-AC2-DUPLICATE-MONIKER",
-		"msg": sprintf("moniker %s is announced by nodes %s and %s", [n.config.moniker, m.name, n.name]),
-		"resource": lib.node_resource(n),
-		"path": n.path,
+		"msg": sprintf("moniker %s is announced by nodes %s and %s", [moniker, prev_name, name]),
+		"resource": sprintf("node/%s", [name]),
+		"path": path,
 	}
 }
 
