@@ -28,10 +28,10 @@ def group_name(org: str) -> str:
 
 
 def inventory(plan: NetworkPlan) -> dict[str, Any]:
-    children: dict[str, Any] = {}
-    for org in plan.consortium.spec.organizations:
-        hosts = {p.name: {"ansible_host": p.name} for p in plan.nodes if p.node.org == org.name}
-        children[group_name(org.name)] = {"hosts": hosts} if hosts else {}
+    by_org: dict[str, dict[str, Any]] = {org.name: {} for org in plan.consortium.spec.organizations}
+    for p in plan.nodes:
+        by_org[p.node.org][p.name] = {"ansible_host": p.name}
+    children: dict[str, Any] = {group_name(org): {"hosts": hosts} if hosts else {} for org, hosts in by_org.items()}
     for group, validator in (("validators", True), ("observers", False)):
         hosts = {p.name: {} for p in plan.nodes if p.node.is_validator is validator}
         children[group] = {"hosts": hosts} if hosts else {}

@@ -95,7 +95,7 @@ class _Compose:
         config_hash = self.ctx.config_hash(text, node)
         memory = memory_bytes(n.resources.memory)
         limits = {"mem_limit": memory, "memswap_limit": memory, "cpus": cpu_millis(n.resources.cpu) / 1000,
-                  "pids_limit": int(getattr(settings, "pids_limit", 512))}
+                  "pids_limit": settings.pids_limit}
         hardening = {"user": USER, "read_only": True, "cap_drop": ["ALL"],
                      "security_opt": ["no-new-privileges:true"]}
         logging = {"driver": "json-file", "options": {"max-file": "3", "max-size": "10m"}}
@@ -115,7 +115,7 @@ class _Compose:
             "tmpfs": ["/tmp:rw,noexec,nosuid,size=64m"],
             **limits,
             "restart": settings.restart,
-            "stop_grace_period": f"{int(getattr(settings, 'stop_timeout', 20))}s",
+            "stop_grace_period": f"{settings.stop_timeout}s",
             "healthcheck": {"test": ["CMD", PROBE], "interval": "10s", "timeout": "5s", "retries": 3,
                             "start_period": "30s"},
             "labels": _labels(self.ctx, node, "node", config_hash),
