@@ -33,8 +33,8 @@ def inventory(plan: NetworkPlan) -> dict[str, Any]:
         by_org[p.node.org][p.name] = {"ansible_host": p.name}
     children: dict[str, Any] = {group_name(org): {"hosts": hosts} if hosts else {} for org, hosts in by_org.items()}
     for group, validator in (("validators", True), ("observers", False)):
-        hosts = {p.name: {} for p in plan.nodes if p.node.is_validator is validator}
-        children[group] = {"hosts": hosts} if hosts else {}
+        members: dict[str, Any] = {p.name: {} for p in plan.nodes if p.node.is_validator is validator}
+        children[group] = {"hosts": members} if members else {}
     return {"all": {"children": children}}
 
 
