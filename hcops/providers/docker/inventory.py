@@ -69,29 +69,24 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
 
 def check_name_conflicts(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory) -> None:
     """A container or volume with one of our names that hcops did not create stops apply before it starts."""
+    wanted = [DesiredContainer(plan, n) for n in plan.nodes]
+    containers = {d.name for d in wanted if d.node.name not in inv.containers}
+    volumes = {d.volume for d in wanted if d.volume not in inv.volumes}
+    if not containers and not volumes:
+        return
     with engine_errors("checking for name conflicts"):
-        for n in plan.nodes:
-            d = DesiredContainer(plan, n)
-            if n.name not in inv.containers:
-                try:
-                    other = client.containers.get(d.name)
-                except docker.errors.NotFound:
-                    pass
-                else:
-                    raise EnvironmentProblem(
-                        f"a container named {d.name} exists but was not created by hcops "
-                        f"for network {plan.name}",
-                        hint=f"remove or rename it (`docker rm -f {other.name}`), or change metadata.name")
-            if d.volume not in inv.volumes:
-                try:
-                    client.volumes.get(d.volume)
-                except docker.errors.NotFound:
-                    pass
-                else:
-                    raise EnvironmentProblem(
-                        f"a volume named {d.volume} exists but was not created by hcops "
-                        f"for network {plan.name}",
-                        hint=f"remove it (`docker volume rm {d.volume}`) or change metadata.name")
+        # One listing each (the engine's name filter matches substrings; exact names are compared here).
+        found = {c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters={"name": plan.name})
+                 if c.get("Names")} if containers else set()
+        vols = {v.name for v in client.volumes.list(filters={"name": plan.name})} if volumes else set()
+    for name in sorted(containers & found):
+        raise EnvironmentProblem(
+            f"a container named {name} exists but was not created by hcops for network {plan.name}",
+            hint=f"remove or rename it (`docker rm -f {name}`), or change metadata.name")
+    for name in sorted(volumes & vols):
+        raise EnvironmentProblem(
+            f"a volume named {name} exists but was not created by hcops for network {plan.name}",
+            hint=f"remove it (`docker volume rm {name}`) or change metadata.name")
 
 
 def node_changes(d: DesiredContainer, current: Container | None, network: str,
