@@ -151,8 +151,8 @@ def timed(cmd: list[str], ok: tuple[int, ...] = (0,), env: dict[str, str] | None
         raise Failed(f"> {budget:.0f} s (stopped)") from None
     dt = time.perf_counter() - t0
     if res.returncode not in ok:
-        last = (res.stderr.decode().strip().splitlines() or ["?"])[0]
-        raise Failed(f"failed: {last[:80]}")
+        last = (res.stderr.decode().strip().splitlines() or ["?"])[0].removeprefix("error: ")
+        raise Failed(f"failed: {last.split(' [')[0][:60]}")
     return dt
 
 
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the OPA server on kill too
     sizes = [int(s) for s in args.sizes.split(",") if s]
     tools = {"opa": tool("opa"), "conftest": tool("conftest")}
-    versions = (f"{version_of([tools['opa'], 'version'])}, "
+    versions = (f"OPA {version_of([tools['opa'], 'version']).split()[-1]}, "
                 f"conftest {version_of([tools['conftest'], '--version']).split()[-1]}")
     console = Console()
     rows: list[dict[str, Any]] = []
