@@ -21,8 +21,8 @@ from typing import Any
 from hcops.errors import CheckFailed, HcopsError, InvalidInput
 from hcops.plan.desired import NetworkPlan, build_plan
 from hcops.policy.engines import make_engine
-from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.engines.base import TestResult
+from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.sources import builtin_policy_dir
 from hcops.spec.loader import load_spec
