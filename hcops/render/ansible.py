@@ -70,6 +70,8 @@ def host_vars(plan: NetworkPlan, node: NodePlan, config: dict[str, Any]) -> dict
         "cometbft_node_id": node.keys.node_id,
         "cometbft_validator_address": node.keys.validator_address,
         "cometbft_validator_pub_key": node.keys.validator_pub_key,
+        "cometbft_p2p_port": cometbft.P2P_PORT,
+        "cometbft_rpc_port": cometbft.RPC_PORT,
         "cometbft_p2p_laddr": config["p2p"]["laddr"],
         "cometbft_rpc_laddr": config["rpc"]["laddr"],
         "cometbft_config_src": f"{FILES}/{node.name}/config.toml",

@@ -437,6 +437,7 @@ def test_ansible_vars(plan: NetworkPlan, out: Path) -> None:
     assert host["cometbft_role"] == "observer" and host["cometbft_power"] == 0
     assert host["cometbft_node_id"] == node.keys.node_id
     assert host["cometbft_rpc_laddr"] == "tcp://127.0.0.1:26657"  # bare host, exposure internal
+    assert (host["cometbft_p2p_port"], host["cometbft_rpc_port"]) == (26656, 26657)
     for rel, data in tree(out / "ansible").items():
         if not is_key_material(rel):
             assert b"priv_key" not in data
