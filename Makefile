@@ -36,8 +36,9 @@ unit:
 integration:
 	$(PYTHON) -m pytest -m integration -v
 
+# HCOPS_K8S_NODE=1: include the tests that run validators as pods on a real single-node Kubernetes.
 test: bootstrap lint
-	$(PYTHON) -m pytest -v --durations=15
+	HCOPS_K8S_NODE=1 $(PYTHON) -m pytest -v --durations=15
 
 bench: bootstrap
 	for b in bench/*.py; do $(PYTHON) $$b || exit 1; done

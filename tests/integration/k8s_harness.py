@@ -44,7 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from hcops.plan.desired import NetworkPlan, build_plan
 from hcops.spec.loader import load_spec
-from tests.integration.requirements import binary, cache_dir
+from tests.integration.requirements import binary, cache_dir, missing
 
 COMPONENT = "kube"
 SERVICE_CIDR = "10.96.0.0/24"
@@ -556,9 +556,9 @@ NODE_READY_TIMEOUT = 120.0
 
 
 def node_binaries() -> dict[str, Path]:
-    """What a node needs. The full-cluster case is optional and opt-in (``HCOPS_K8S_NODE=1``; it starts
-    pods, needs root and takes minutes): without it, or with pieces missing, the test skips, also under CI.
-    ``scripts/bootstrap kube-node`` installs the pieces."""
+    """What a node needs. The full-cluster case starts pods, needs root and takes a minute, so a developer
+    opts in with ``HCOPS_K8S_NODE=1`` (``make test`` does). Once opted in, a missing piece fails under
+    CI=true and skips elsewhere; ``scripts/bootstrap kube-node`` installs the pieces."""
     if os.environ.get(NODE_OPT_IN) != "1":
         pytest.skip(
             f"the full-cluster Kubernetes tests run with {NODE_OPT_IN}=1 "
@@ -584,7 +584,7 @@ def node_binaries() -> dict[str, Path]:
     if os.geteuid() != 0:
         lacking.append("root")
     if lacking:
-        pytest.skip(f"a Kubernetes node needs {', '.join(lacking)}; run `scripts/bootstrap {NODE_COMPONENT}`")
+        missing(f"a Kubernetes node ({', '.join(lacking)})", NODE_COMPONENT)
     return found
 
 

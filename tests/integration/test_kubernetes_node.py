@@ -3,7 +3,7 @@ and CNI plugins from Debian, a locally built pause image, the node image from th
 apply waits until every validator signs blocks, read through the API server's pod proxy; status reports
 heights and peers; destroy stops everything.
 
-Opt-in: ``HCOPS_K8S_NODE=1`` after ``scripts/bootstrap kube-node`` (skipped otherwise, also under CI).
+Opt-in: ``HCOPS_K8S_NODE=1`` after ``scripts/bootstrap kube-node`` (`make test` and CI set it).
 
     HCOPS_K8S_NODE=1 python3 -m pytest tests/integration/test_kubernetes_node.py "tests/providers/test_contract.py"
 """
