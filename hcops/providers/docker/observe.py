@@ -61,13 +61,17 @@ def _image_facts(client: docker.DockerClient, attrs: Mapping[str, Any], cache: d
     return {"reference": (attrs.get("Config") or {}).get("Image"), **cache[image_id]}
 
 
+def published_ports(attrs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Container port -> host bindings, as the engine reports them (also for containers hcops did not make)."""
+    return {port: [{"host_ip": b.get("HostIp"), "host_port": b.get("HostPort")} for b in binds or ()]
+            for port, binds in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items()}
+
+
 def container_facts(client: docker.DockerClient, c: Container, image_cache: dict[str, dict[str, Any]]) -> \
         dict[str, Any]:
     a = c.attrs
     cfg, hc, st = a.get("Config") or {}, a.get("HostConfig") or {}, a.get("State") or {}
-    ports = {}
-    for port, binds in ((a.get("NetworkSettings") or {}).get("Ports") or {}).items():
-        ports[port] = [{"host_ip": b.get("HostIp"), "host_port": b.get("HostPort")} for b in binds or ()]
+    ports = published_ports(a)
     networks = {name: {"ip": (ep.get("IPAMConfig") or {}).get("IPv4Address") or ep.get("IPAddress")}
                 for name, ep in ((a.get("NetworkSettings") or {}).get("Networks") or {}).items()}
     facts: dict[str, Any] = {
@@ -174,7 +178,8 @@ def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,
     declared = {n.name for n in plan.nodes}
     undeclared = tuple(
         {"kind": "container", "name": c.name, "id": c.id, "node": (c.labels or {}).get(LABEL_NODE),
-         "state": (c.attrs.get("State") or {}).get("Status"), "labels": dict(c.labels or {})}
+         "state": (c.attrs.get("State") or {}).get("Status"), "labels": dict(c.labels or {}),
+         "image": (c.attrs.get("Config") or {}).get("Image"), "published_ports": published_ports(c.attrs)}
         for c in [*(c for n, c in sorted(inv.containers.items()) if n not in declared), *inv.strays])
     net_facts: dict[str, Any] = {"name": network_name(plan), "present": inv.network is not None}
     if inv.network is not None:
