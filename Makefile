@@ -29,6 +29,8 @@ down:
 lint:
 	ruff check hcops tests bench
 	mypy hcops
+	opa fmt --list --fail policies
+	opa check --strict policies
 
 unit:
 	$(PYTHON) -m pytest -m "not integration" -q

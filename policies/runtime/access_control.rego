@@ -93,10 +93,11 @@ deny contains f if {
 }
 
 # METADATA
-# title: Key file not 0600
+# title: Key file not owner-only (0600 or 0400)
 # description: >-
 #   A key or signing-state file in the node's volume (node_key.json, priv_validator_key.json,
-#   priv_validator_state.json) is readable or writable by others than its owner.
+#   priv_validator_state.json) is readable or writable by others than its owner. Read-only 0400 (as
+#   Kubernetes mounts key Secrets) is as strict and accepted.
 # scope: rule
 # custom:
 #   id: HC-RT-AC5-KEY-FILE-MODE
@@ -112,10 +113,10 @@ deny contains f if {
 	some n in lib.nodes
 	some k in object.get(n, "keyFiles", [])
 	k.present == true
-	k.mode != "0600"
+	not k.mode in {"0600", "0400"}
 	f := {
 		"id": "HC-RT-AC5-KEY-FILE-MODE",
-		"msg": sprintf("%s: %s has mode %s, expected 0600", [n.name, k.path, k.mode]),
+		"msg": sprintf("%s: %s has mode %s, expected 0600 (or 0400)", [n.name, k.path, k.mode]),
 		"resource": lib.node_resource(n),
 		"path": n.path,
 	}

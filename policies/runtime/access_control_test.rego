@@ -64,6 +64,11 @@ test_key_file_mode_fires if {
 	contains(f.msg, "priv_validator_key.json has mode 0644")
 }
 
+test_key_file_mode_accepts_read_only_owner if {
+	doc := td.patched([{"op": "replace", "path": "/nodes/0/keyFiles/1/mode", "value": "0400"}])
+	count(td.with_id(denies(doc), "HC-RT-AC5-KEY-FILE-MODE")) == 0
+}
+
 test_key_file_mode_ignores_missing_files if {
 	doc := td.patched([
 		{"op": "replace", "path": "/nodes/0/keyFiles/1/present", "value": false},
