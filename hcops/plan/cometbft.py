@@ -78,6 +78,8 @@ def config(c: Consortium, node: ResolvedNode, peers: list[str], *, containerised
             "persistent_peers": ",".join(peers),
             "pex": net.p2p.pex,
             "seed_mode": False,
+            # the config folder holds read-only bind mounts in compose; keep the writable book with the data
+            "addr_book_file": "data/addrbook.json",
             "addr_book_strict": net.p2p.addr_book_strict,
             "allow_duplicate_ip": net.p2p.allow_duplicate_ip,
             "max_num_inbound_peers": 40,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.requirements import missing
 from tests.providers.docker_support import TestNetwork
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,7 @@ NODES = ["stmary-val-0", "northside-val-0", "bluecross-val-0", "cityrx-val-0", "
 def compose_command() -> list[str]:
     found = shutil.which("docker-compose")
     if not found:
-        # Not installed by scripts/bootstrap: an optional client, so this test skips even under CI=true.
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+        missing("docker-compose", "docker")
     return [found]
 
 
