@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import stat
 import tarfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -28,6 +31,35 @@ from hcops.providers.docker.inventory import Inventory
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 MAX_WORKERS = 8
+
+
+def _local_volume_dir(container: Container, destination: str) -> Path | None:
+    """The host folder of the volume mounted at ``destination``, when the engine runs on this host (over its
+    unix socket) and the folder is readable here; reading it is far cheaper than an archive export."""
+    if not str(getattr(container.client.api, "base_url", "")).startswith("http+docker://"):
+        return None
+    for m in container.attrs.get("Mounts") or ():
+        if m.get("Destination") == destination and m.get("Type") == "volume" and m.get("Source"):
+            folder = Path(m["Source"])
+            return folder if os.access(folder, os.R_OK | os.X_OK) else None
+    return None
+
+
+def key_file_meta(container: Container, relative: str) -> dict[str, Any] | None:
+    """Mode, owner and size of a file in the node's home volume: stat on the host when possible, else the
+    engine's archive of the file (the same facts, from its tar header)."""
+    folder = _local_volume_dir(container, HOME)
+    if folder is not None:
+        try:
+            st = os.lstat(folder / relative)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            return {"mode": f"{stat.S_IMODE(st.st_mode):04o}", "uid": st.st_uid, "gid": st.st_gid,
+                    "size": st.st_size}
+    return file_meta(container, f"{HOME}/{relative}")
 
 
 def file_meta(container: Container, path: str) -> dict[str, Any] | None:
@@ -105,7 +137,7 @@ def container_facts(client: docker.DockerClient, c: Container, image_cache: dict
         "labels": dict(cfg.get("Labels") or {}),
         "env_names": sorted(e.split("=", 1)[0] for e in cfg.get("Env") or ()),  # names only, never values
     }
-    facts["key_files"] = {p: file_meta(c, f"{HOME}/{p}") for p in (*KEY_PATHS, STATE_PATH)}
+    facts["key_files"] = {p: key_file_meta(c, p) for p in (*KEY_PATHS, STATE_PATH)}
     return facts
 
 
