@@ -9,8 +9,6 @@ findings. Without the OPA binary the tests fail under CI=true and skip elsewhere
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -29,6 +27,7 @@ from hcops.policy.findings import build_findings
 from hcops.policy.gate import load_policy_set
 from hcops.policy.metadata import rules_by_id
 from hcops.policy.sources import modules_of
+from tests.integration.requirements import binary
 
 pytestmark = pytest.mark.integration
 
@@ -38,24 +37,10 @@ TESTDATA = POLICIES / "testdata"
 FIXTURE_PACK = ROOT / "tests" / "policy" / "fixtures" / "pack"
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required under CI=true: {message}", pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def opa_binary() -> Path:
     """`$HCOPS_CACHE/bin/opa` (HCOPS_CACHE defaults to ~/.cache/hcops), else `opa` on PATH."""
-    cache = Path(os.environ.get("HCOPS_CACHE") or Path.home() / ".cache" / "hcops")
-    candidate = cache / "bin" / "opa"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("opa")
-    if found:
-        return Path(found)
-    _missing("the opa binary is not available; run `scripts/bootstrap opa`")
-    raise AssertionError("unreachable")
+    return binary("opa", "opa")
 
 
 def _free_port() -> int:
@@ -146,8 +131,7 @@ def _ids(result: EngineResult, level: str) -> set[str]:
 
 def test_corpus_is_present() -> None:
     names = {name for name, _ in CORPUS}
-    if "example" not in names:
-        _missing("policies/testdata/example is missing; run policies/testdata/generate.py")
+    assert "example" in names, "policies/testdata/example is missing; run policies/testdata/generate.py"
     assert any(name.startswith("HC-") for name in names)
 
 
@@ -169,8 +153,7 @@ def test_engines_agree_on_the_corpus(
 
 def test_gate_reports_agree(opa_engine: OpaServerEngine) -> None:
     names = dict(CORPUS)
-    if "example" not in names:
-        pytest.skip("policies/testdata/example is missing")
+    assert "example" in names, "policies/testdata/example/input.json is missing (policies/testdata/generate.py)"
     doc = json.loads(names["example"].read_text())
     reports = [
         run_gate(doc, policy_dirs=[], builtin_dir=builtin_policy_dir(), data_files=[], waivers=None,
