@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -100,19 +101,11 @@ def audit_watch(
         on_sweep(sweep)
 
     try:
-        if serve is None:
-            return watch(
-                auditor,
-                every,
-                emit=emit,
-                on_sweep=recorded,
-                on_error=on_error,
-                max_sweeps=max_sweeps,
-                stop=stop,
-            )
-        with MetricsServer(metrics, serve, stale_after=3 * every) as server:
-            if on_serving:
-                on_serving(server.address)
+        with contextlib.ExitStack() as stack:
+            if serve is not None:
+                server = stack.enter_context(MetricsServer(metrics, serve, stale_after=3 * every))
+                if on_serving:
+                    on_serving(server.address)
             return watch(
                 auditor,
                 every,
