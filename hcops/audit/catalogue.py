@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ruamel.yaml import YAML
+from hcops.spec.source import parse_yaml
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Control:
 @cache
 def controls() -> tuple[Control, ...]:
     text = resources.files("hcops.audit").joinpath("catalogue.yaml").read_text(encoding="utf-8")
-    doc: Any = YAML(typ="safe").load(text)
+    doc: Any = parse_yaml(text, "hcops/audit/catalogue.yaml", what="control catalogue")[0]
     return tuple(
         Control(
             id=str(c["id"]),

@@ -25,11 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.regosrc import ModuleInfo, Statement, scan
+from hcops.spec.source import SourceMap, parse_yaml
 
 SEVERITIES = ("high", "medium", "low")
 FINDING_RULES = ("deny", "warn")
@@ -104,42 +102,38 @@ def _yaml_location(filename: str, block: _Block, line0: int, col0: int) -> Locat
     return Location(filename, block.start)
 
 
-def _key_location(filename: str, block: _Block, node: Any, key: str) -> Location:
-    try:
-        line0, col0 = node.lc.key(key)
-    except (AttributeError, KeyError, TypeError):
+def _key_location(filename: str, block: _Block, positions: SourceMap, path: tuple[str, ...]) -> Location:
+    found = positions.keys.get(path)
+    if found is None:
         return Location(filename, block.start)
-    return _yaml_location(filename, block, line0, col0)
+    return _yaml_location(filename, block, found.line - 1, found.column - 1)
 
 
-def _load_yaml(filename: str, block: _Block, *, positions: bool) -> tuple[Any, list[Diagnostic]]:
-    """Parse a block. ``positions`` keeps line/column of every key (slower; used to report)."""
+def _load_yaml(filename: str, block: _Block) -> tuple[Any, SourceMap, list[Diagnostic]]:
+    """Parse a block: the document, where its keys stand (block coordinates) and the problems found."""
     text = "\n".join(t for _, _, t in block.lines)
+    empty = SourceMap()
     if not text.strip():
-        return None, [Diagnostic("empty METADATA block", location=Location(filename, block.start))]
-    yaml = YAML(typ="rt" if positions else "safe")
+        return None, empty, [Diagnostic("empty METADATA block", location=Location(filename, block.start))]
     try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = (
-            _yaml_location(filename, block, mark.line, mark.column)
-            if mark is not None
-            else Location(filename, block.start)
-        )
-        problem = exc.problem or exc.context or "invalid YAML"
-        return None, [Diagnostic(f"malformed METADATA block: {problem}", location=loc)]
-    except YAMLError as exc:
-        where = Location(filename, block.start)
-        return None, [Diagnostic(f"malformed METADATA block: {exc}", location=where)]
+        doc, positions = parse_yaml(text, filename, what="METADATA block")
+    except InvalidInput as exc:
+        diags = []
+        for d in exc.diagnostics:
+            loc = d.location
+            where = (_yaml_location(filename, block, loc.line - 1, loc.column - 1)
+                     if loc is not None else Location(filename, block.start))
+            problem = d.message.removeprefix("invalid YAML: ")
+            diags.append(Diagnostic(f"malformed METADATA block: {problem}", location=where))
+        return None, empty, diags
     if not isinstance(doc, Mapping):
         where = Location(filename, block.start)
-        return None, [Diagnostic("METADATA block must be a YAML mapping", location=where)]
-    return doc, []
+        return None, empty, [Diagnostic("METADATA block must be a YAML mapping", location=where)]
+    return doc, positions, []
 
 
 def _rule_meta(
-    info: ModuleInfo, block: _Block, doc: Mapping[str, Any], rule: str, line: int
+    info: ModuleInfo, block: _Block, doc: Mapping[str, Any], positions: SourceMap, rule: str, line: int
 ) -> tuple[RuleMeta | None, list[Diagnostic]]:
     fn = info.filename
     diags: list[Diagnostic] = []
@@ -148,7 +142,8 @@ def _rule_meta(
         value = node.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
-        loc = _key_location(fn, block, node, key) if key in node else Location(fn, block.start)
+        path = tuple(where.split(".")[:-1]) + (key,)
+        loc = _key_location(fn, block, positions, path) if key in node else Location(fn, block.start)
         what = "missing" if key not in node else "must be a non-empty string"
         diags.append(Diagnostic(f"METADATA {where}{key} {what}", path=f"{where}{key}", location=loc))
         return ""
@@ -157,7 +152,7 @@ def _rule_meta(
     description = need_str(doc, "description", "")
     custom = doc.get("custom")
     if not isinstance(custom, Mapping):
-        loc = _key_location(fn, block, doc, "custom") if "custom" in doc else Location(fn, block.start)
+        loc = _key_location(fn, block, positions, ("custom",)) if "custom" in doc else Location(fn, block.start)
         diags.append(Diagnostic("METADATA custom must be a mapping with id, hipaa, control, severity, "
                                 "remediation", path="custom", location=loc))
         return None, diags
@@ -166,7 +161,7 @@ def _rule_meta(
     remediation = need_str(custom, "remediation", "custom.")
     severity = custom.get("severity")
     if severity not in SEVERITIES:
-        loc = (_key_location(fn, block, custom, "severity") if "severity" in custom
+        loc = (_key_location(fn, block, positions, ("custom", "severity")) if "severity" in custom
                else Location(fn, block.start))
         diags.append(Diagnostic(f"METADATA custom.severity must be one of {', '.join(SEVERITIES)} "
                                 f"(got {severity!r})", path="custom.severity", location=loc))
@@ -178,7 +173,8 @@ def _rule_meta(
         or not hipaa
         or not all(isinstance(h, str | int | float) and str(h).strip() for h in hipaa)
     ):
-        loc = _key_location(fn, block, custom, "hipaa") if "hipaa" in custom else Location(fn, block.start)
+        loc = (_key_location(fn, block, positions, ("custom", "hipaa")) if "hipaa" in custom
+               else Location(fn, block.start))
         diags.append(Diagnostic("METADATA custom.hipaa must be a non-empty list of citations",
                                 path="custom.hipaa", location=loc))
         hipaa = []
@@ -212,9 +208,9 @@ def module_metadata(info: ModuleInfo, *, require: bool) -> tuple[list[RuleMeta],
     diags: list[Diagnostic] = []
     if info.package is None:
         return [], [Diagnostic("no package declaration", location=Location(fn, 1))]
-    annotated: dict[int, tuple[_Block, Any]] = {}
+    annotated: dict[int, tuple[_Block, Any, SourceMap]] = {}
     for block in _blocks(info):
-        doc, problems = _load_yaml(fn, block, positions=False)
+        doc, positions, problems = _load_yaml(fn, block)
         diags.extend(problems)
         target = _next_statement(info, block.start)
         if target is None or target.kind == "import":
@@ -225,7 +221,7 @@ def module_metadata(info: ModuleInfo, *, require: bool) -> tuple[list[RuleMeta],
             diags.append(Diagnostic(f"second METADATA block for the statement on line {target.line}",
                                     location=Location(fn, block.start)))
             continue
-        annotated[target.line] = (block, doc)
+        annotated[target.line] = (block, doc, positions)
 
     for head in info.rules:
         if head.name not in FINDING_RULES or head.function:
@@ -236,16 +232,13 @@ def module_metadata(info: ModuleInfo, *, require: bool) -> tuple[list[RuleMeta],
                 diags.append(Diagnostic(f"rule {info.package_name}.{head.name} has no METADATA block",
                                         location=Location(fn, head.line, head.col)))
             continue
-        block, doc = entry
+        block, doc, positions = entry
         if doc is None:  # already reported as malformed
             continue
         custom = doc.get("custom")
         if not require and not (isinstance(custom, Mapping) and "id" in custom):
             continue  # a user rule annotated for other tools, not for hcops
-        meta, problems = _rule_meta(info, block, doc, head.name, head.line)
-        if problems:  # parse again, keeping positions, to point at the offending keys
-            doc, _ = _load_yaml(fn, block, positions=True)
-            meta, problems = _rule_meta(info, block, doc, head.name, head.line)
+        meta, problems = _rule_meta(info, block, doc, positions, head.name, head.line)
         diags.extend(problems)
         if meta is not None:
             metas.append(meta)

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from hcops.errors import Diagnostic, InvalidInput, Location
+from hcops.spec.source import parse_yaml
 
 ENV_POLICY_DIR = "HCOPS_POLICY_DIR"
 RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
@@ -137,14 +135,9 @@ def load_data_files(paths: Sequence[Path]) -> dict[str, Any]:
                     Diagnostic(exc.msg, location=Location(name, exc.lineno, exc.colno))]) from exc
         else:
             try:
-                doc = YAML(typ="safe").load(text)
-            except MarkedYAMLError as exc:
-                mark = exc.problem_mark
-                loc = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name, 1)
-                raise InvalidInput("malformed YAML data file",
-                                   [Diagnostic(str(exc.problem or "invalid YAML"), location=loc)]) from exc
-            except YAMLError as exc:
-                raise InvalidInput(f"malformed YAML data file {name}: {exc}") from exc
+                doc, _ = parse_yaml(text, name, what="data file")
+            except InvalidInput as exc:
+                raise InvalidInput("malformed YAML data file", exc.diagnostics) from None
         if doc is None:
             continue
         if not isinstance(doc, Mapping):

@@ -24,13 +24,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.findings import Finding, Level
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.sources import display_path
+from hcops.spec.source import parse_yaml
 
 WAIVER_INVALID = "HC-RA1-WAIVER-INVALID"
 WAIVER_EXPIRED = "HC-RA1-WAIVER-EXPIRED"
@@ -109,19 +107,6 @@ class WaivedFinding:
         return {**self.finding.to_dict(), "waiver": self.waiver.to_dict()}
 
 
-def _pos(node: Any, key: str | int, name: str, *, value: bool = False) -> Location | None:
-    try:
-        if isinstance(key, int):
-            line, col = node.lc.item(key)
-        elif value:
-            line, col = node.lc.value(key)
-        else:
-            line, col = node.lc.key(key)
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return None
-    return Location(name, line + 1, col + 1)
-
-
 def _parse_date(value: Any) -> dt.date | None:
     if isinstance(value, dt.datetime):
         return value.date()
@@ -144,14 +129,9 @@ def load_waivers(path: Path) -> list[Waiver]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read waivers file {name}: {exc}") from exc
     try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(name, mark.line + 1, mark.column + 1) if mark is not None else Location(name, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise InvalidInput("malformed waivers file", [Diagnostic(problem, location=loc)]) from exc
-    except YAMLError as exc:
-        raise InvalidInput(f"malformed waivers file {name}: {exc}") from exc
+        doc, positions = parse_yaml(text, name, what="waivers file")
+    except InvalidInput as exc:
+        raise InvalidInput("malformed waivers file", exc.diagnostics) from None
 
     if doc is None:
         return []
@@ -161,8 +141,11 @@ def load_waivers(path: Path) -> list[Waiver]:
         if unknown:
             raise InvalidInput("malformed waivers file", [Diagnostic(
                 f"unknown top-level key {unknown[0]!r}; expected `waivers:`",
-                location=_pos(doc, unknown[0], name))])
+                location=positions.keys.get((unknown[0],)))])
         entries = doc.get("waivers") or []
+        top: tuple[str, ...] = ("waivers",)
+    else:
+        top = ()
     if not isinstance(entries, list):
         raise InvalidInput("malformed waivers file",
                            [Diagnostic("`waivers` must be a list of entries", location=Location(name, 1))])
@@ -170,7 +153,7 @@ def load_waivers(path: Path) -> list[Waiver]:
     waivers: list[Waiver] = []
     diags: list[Diagnostic] = []
     for i, entry in enumerate(entries):
-        where = _pos(entries, i, name) or Location(name, 1)
+        where = positions.values.get((*top, i)) or Location(name, 1)
         if not isinstance(entry, dict):
             diags.append(Diagnostic("a waiver must be a mapping", path=f"waivers[{i}]", location=where))
             continue
