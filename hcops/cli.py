@@ -187,6 +187,9 @@ def _gate_options(func: F) -> F:
         click.option("--strict", is_flag=True, help="Warnings fail the gate too."),
         click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
                      help="Evaluate with this OPA server instead of the embedded engine."),
+        click.option("--manifests", type=click.Choice(["provider", "all"]), default="provider", show_default=True,
+                     help="Rendered manifests in the policy input: those of spec.provider.type (what apply "
+                          "creates) or every target (what render writes)."),
     ]):
         func = option(func)
     return func
@@ -266,7 +269,7 @@ def plan_command(spec_file: Path, environment: str | None, state_dir: Path | Non
 def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
                   prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
                   data_files: tuple[Path, ...], waivers: Path | None, strict: bool, opa_url: str | None,
-                  skip_gate: bool, reason: str | None, fmt: str) -> int:
+                  manifests: str, skip_gate: bool, reason: str | None, fmt: str) -> int:
     """Create or update the network so that it matches the spec, then wait until every validator signs.
 
     The policy gate (as `hcops check`) runs first; on a deny finding nothing is touched (exit 1).
@@ -281,7 +284,8 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
     if skip_gate and not (reason or "").strip():
         raise InvalidInput('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
     gate_options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
-                                data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url)
+                                data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
+                                manifests="all" if manifests == "all" else "provider")
 
     def gate_report(report: Any, recording: Any) -> None:
         from hcops.policy import formats
@@ -407,7 +411,7 @@ def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | 
 @run
 def check_command(spec_file: Path, environment: str | None, state_dir: Path | None,
                   policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None,
-                  strict: bool, opa_url: str | None, fmt: str, output_file: Path | None) -> int:
+                  strict: bool, opa_url: str | None, manifests: str, fmt: str, output_file: Path | None) -> int:
     """Gate a release on the HIPAA policies: spec + rendered manifests against the Rego policy pack.
 
     Exit 0 when no deny finding is left after waivers, 1 when one is (or a warning with --strict),
@@ -417,7 +421,8 @@ def check_command(spec_file: Path, environment: str | None, state_dir: Path | No
     from hcops.usecases.check import CheckOptions, check
 
     options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
-                           data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url)
+                           data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
+                           manifests="all" if manifests == "all" else "provider")
     outcome = check(spec_file, options)
     report = outcome.report
     _gate_recording(outcome.recording)

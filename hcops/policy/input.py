@@ -1,11 +1,17 @@
 """The policy input document (docs/policy-input.md): the merged spec, per organization and per node facts,
 and the rendered manifests as data. Built from the same code as ``hcops render``, so the gate judges exactly
-what would be written; linear in the number of nodes."""
+what would be written; linear in the number of nodes.
+
+Which manifests: by default those of the targets the network is deployed with (``spec.provider.type``:
+the compose services for ``docker``, the Kubernetes objects for ``kubernetes``, both for ``ansible``), so
+the gate judges what ``hcops apply`` would create; ``manifests="all"`` adds every target (what ``hcops
+render`` writes). At 1,000 nodes the Kubernetes objects alone are 7.6 MB of JSON for the engine to read.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from hcops.plan.desired import NetworkPlan
 from hcops.render.base import Context, no_gc
@@ -21,12 +27,24 @@ def _image_ref(image: str) -> dict[str, Any]:
         return {"repository": image, "tag": None, "digest": None}
 
 
-def build_input(plan: NetworkPlan) -> dict[str, Any]:
+ManifestScope = Literal["provider", "all"]
+MANIFEST_SCOPES: tuple[ManifestScope, ...] = ("provider", "all")
+_PROVIDER_TARGETS = {"docker": ("docker",), "kubernetes": ("kubernetes",), "ansible": ("docker", "kubernetes")}
+
+
+def manifest_targets(plan: NetworkPlan, scope: ManifestScope = "provider") -> tuple[str, ...]:
+    """The render targets whose manifests go into the input document."""
+    if scope == "all":
+        return ("docker", "kubernetes")
+    return _PROVIDER_TARGETS[plan.consortium.spec.provider.type]
+
+
+def build_input(plan: NetworkPlan, manifests: ManifestScope = "provider") -> dict[str, Any]:
     with no_gc():
-        return _build(plan)
+        return _build(plan, manifest_targets(plan, manifests))
 
 
-def _build(plan: NetworkPlan) -> dict[str, Any]:
+def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
     c = plan.consortium
     ctx = Context(plan)
     docker_target = c.spec.provider.type == "docker"
@@ -73,7 +91,7 @@ def _build(plan: NetworkPlan) -> dict[str, Any]:
         "chain": {"validators": sum(validators.values()), "totalPower": sum(power.values()),
                   "organizationsWithValidators": len(validators)},
         "manifests": {
-            "docker": docker_compose(plan, ctx),
-            "kubernetes": kubernetes_objects(plan, secrets=False, ctx=ctx),
+            **({"docker": docker_compose(plan, ctx)} if "docker" in targets else {}),
+            **({"kubernetes": kubernetes_objects(plan, secrets=False, ctx=ctx)} if "kubernetes" in targets else {}),
         },
     }

@@ -7,27 +7,46 @@ the output. Renders are byte-identical for the same spec and state folder (keys 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hcops.errors import InvalidInput
-from hcops.plan.desired import NetworkPlan
-from hcops.render import ansible, docker, kubernetes
-from hcops.render.base import Context, TargetOutput, no_gc
-from hcops.render.docker import docker_compose
-from hcops.render.kubernetes import kubernetes_objects
+
+if TYPE_CHECKING:
+    from hcops.plan.desired import NetworkPlan
+    from hcops.render.base import Context, TargetOutput
+    from hcops.render.docker import docker_compose
+    from hcops.render.kubernetes import kubernetes_objects
 
 TARGETS = ("docker", "kubernetes", "ansible")
 
 _WRITE_ORDER = ("ansible", "docker", "kubernetes")
-_RENDERERS = {"docker": docker.render, "kubernetes": kubernetes.render, "ansible": ansible.render}
 
 __all__ = ["TARGETS", "docker_compose", "kubernetes_objects", "render_targets"]
 
+# The targets' modules load on first use: the policy input needs two of them, ``hcops validate`` none.
+_EXPORTS = {"docker_compose": "hcops.render.docker", "kubernetes_objects": "hcops.render.kubernetes"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def _renderer(target: str) -> Callable[[Context], TargetOutput]:
+    render: Callable[[Context], TargetOutput] = importlib.import_module(f"hcops.render.{target}").render
+    return render
+
 
 def render_targets(plan: NetworkPlan, targets: Sequence[str], out_dir: Path) -> list[Path]:
-    unknown = [t for t in targets if t not in _RENDERERS]
+    from hcops.render.base import Context, no_gc
+
+    unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise InvalidInput(f"unknown render target(s): {', '.join(unknown)}",
                            hint=f"choose from {', '.join(TARGETS)}")
@@ -39,6 +58,6 @@ def render_targets(plan: NetworkPlan, targets: Sequence[str], out_dir: Path) -> 
     with no_gc(), ThreadPoolExecutor(max_workers=1) as writer:
         pending: dict[str, Future[list[Path]]] = {}
         for target in sorted(wanted, key=_WRITE_ORDER.index):
-            output: TargetOutput = _RENDERERS[target](ctx)
+            output = _renderer(target)(ctx)
             pending[target] = writer.submit(output.write, out_dir)
         return [path for target in wanted for path in pending[target].result()]

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hcops.errors import CheckFailed, HcopsError, InvalidInput
 from hcops.plan.desired import NetworkPlan, build_plan
@@ -26,6 +26,9 @@ from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.sources import builtin_policy_dir
 from hcops.spec.loader import load_spec
+
+if TYPE_CHECKING:
+    from hcops.policy.input import ManifestScope
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class CheckOptions:
     waivers: Path | None = None
     strict: bool = False
     opa_url: str | None = None
+    manifests: ManifestScope = "provider"  # which rendered manifests the policies see (hcops.policy.input)
     record: bool = True  # append the gate run to the network's audit log (best effort)
 
 
@@ -78,7 +82,7 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
     engine = make_engine(options.opa_url)
     try:
         return run_gate(
-            build_input(plan),
+            build_input(plan, options.manifests),
             policy_dirs=options.policy_dirs,
             builtin_dir=builtin_policy_dir(),
             data_files=options.data_files,

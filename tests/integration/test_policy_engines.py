@@ -204,3 +204,37 @@ def test_opa_engine_replaces_its_modules_and_data(opa_engine: OpaServerEngine) -
 
 def _ids_plain(result: EngineResult) -> list[Any]:
     return [v for _, _, v in result.raw()]
+
+
+def _policy_ids(url: str) -> set[str]:
+    with urllib.request.urlopen(f"{url}/v1/policies", timeout=5) as resp:
+        return {p["id"] for p in json.load(resp)["result"]}
+
+
+def test_opa_engine_uploads_a_pack_once_and_again_when_it_changed_behind_its_back(opa_url: str) -> None:
+    pack = {"one.rego": "package hcops.t\n\nimport rego.v1\n\ndeny contains \"d\" if input.x\n"}
+    first = OpaServerEngine(opa_url)
+    assert _ids_plain(first.evaluate(pack, {"x": True}, {})) == ["d"]
+    first.close()
+    assert "hcops/one.rego" in _policy_ids(opa_url)
+    # A second engine trusts the digest stored with the pack: the same pack is neither listed nor uploaded.
+    # A module deleted behind its back leaves the answer undefined, and the pack is uploaded again.
+    second = OpaServerEngine(opa_url)
+    calls: list[str] = []
+    sync = second._sync_policies
+
+    def counting(modules: Any) -> dict[str, str]:
+        calls.append("sync")
+        return sync(modules)
+
+    second._sync_policies = counting  # type: ignore[method-assign]
+    assert _ids_plain(second.evaluate(pack, {"x": True}, {})) == ["d"]
+    assert calls == []  # same pack: no policy upload, no policy listing
+    req = urllib.request.Request(f"{opa_url}/v1/policies/hcops/__hcops_engine_entry__.rego", method="DELETE")
+    urllib.request.urlopen(req, timeout=5).close()
+    assert _ids_plain(second.evaluate(pack, {"x": True}, {})) == ["d"]
+    assert calls == ["sync"]  # the missing entry module was uploaded again
+    changed = {"one.rego": pack["one.rego"].replace('"d"', '"e"')}
+    assert _ids_plain(second.evaluate(changed, {"x": True}, {})) == ["e"]
+    assert calls == ["sync", "sync"]
+    second.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
+
+import pytest
 
 from hcops.policy.input import build_input
 from hcops.render import docker_compose, kubernetes_objects
@@ -79,7 +82,7 @@ def test_chain_summary(tmp_path: Path) -> None:
 
 def test_manifests_are_the_rendered_ones_without_secrets(tmp_path: Path) -> None:
     plan = fixture_plan(tmp_path)
-    m = build_input(plan)["manifests"]
+    m = build_input(plan, "all")["manifests"]
     assert m["docker"] == docker_compose(plan)
     assert m["kubernetes"] == kubernetes_objects(plan, secrets=False)
     assert not any(o["kind"] == "Secret" for o in m["kubernetes"])
@@ -93,3 +96,16 @@ def test_node_configs_come_from_the_render_topology(tmp_path: Path) -> None:
     t = Topology(plan)
     for node, entry in zip(plan.nodes, doc["nodes"], strict=True):
         assert entry["config"] == t.docker_config(node)
+
+
+@pytest.mark.parametrize(("provider", "targets"), [
+    ("docker", ["docker"]), ("kubernetes", ["kubernetes"]), ("ansible", ["docker", "kubernetes"])])
+def test_by_default_the_manifests_are_those_of_the_provider(tmp_path: Path, provider: str,
+                                                             targets: list[str]) -> None:
+    plan = fixture_plan(tmp_path)
+    spec = plan.consortium.spec.model_copy(update={
+        "provider": plan.consortium.spec.provider.model_copy(update={"type": provider})})
+    loaded = dataclasses.replace(plan.loaded, consortium=plan.consortium.model_copy(update={"spec": spec}))
+    plan = dataclasses.replace(plan, loaded=loaded)
+    assert sorted(build_input(plan)["manifests"]) == targets
+    assert sorted(build_input(plan, "all")["manifests"]) == ["docker", "kubernetes"]

@@ -1,19 +1,45 @@
-"""Policy engines: embedded (regopy) and OPA server; both give the same answer for the same modules."""
+"""Policy engines: embedded (regopy) and OPA server; both give the same answer for the same modules.
+
+Each engine is imported when first used, so that a gate on one engine does not load the other's client.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 from hcops.policy.engines.base import Engine, EngineResult, PackageResult, TestResult
-from hcops.policy.engines.embedded import EmbeddedEngine, EmbeddedError
-from hcops.policy.engines.opa_server import ENV_URL, OpaServerEngine
+
+if TYPE_CHECKING:
+    from hcops.policy.engines.embedded import EmbeddedEngine, EmbeddedError
+    from hcops.policy.engines.opa_server import OpaServerEngine
+
+ENV_URL = "HCOPS_OPA_URL"
+
+_EXPORTS = {
+    "EmbeddedEngine": "hcops.policy.engines.embedded",
+    "EmbeddedError": "hcops.policy.engines.embedded",
+    "OpaServerEngine": "hcops.policy.engines.opa_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def make_engine(opa_url: str | None = None, *, timeout: float = 30.0) -> Engine:
     """The OPA server engine for ``opa_url`` (or env ``HCOPS_OPA_URL``), else the embedded one."""
     url = opa_url or os.environ.get(ENV_URL, "").strip()
     if url:
+        from hcops.policy.engines.opa_server import OpaServerEngine
+
         return OpaServerEngine(url, timeout=timeout)
+    from hcops.policy.engines.embedded import EmbeddedEngine
+
     return EmbeddedEngine()
 
 
