@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
-
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from hcops.errors import Diagnostic
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+# The consoles (and rich) load on first use: a command printing JSON for a pipeline does not need them.
+@functools.cache
+def _console(err: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=err, highlight=False, soft_wrap=True)
+
+
+def _stdout() -> Console:
+    return _console(False)
+
+
+def _stderr() -> Console:
+    return _console(True)
 
 
 def text(message: str, *, err: bool = False, style: str | None = None) -> None:
-    (stderr if err else stdout).print(message, style=style, markup=False)
+    _console(err).print(message, style=style, markup=False)
 
 
 def raw(content: str) -> None:
@@ -32,19 +46,19 @@ def as_json(document: Any) -> None:
 
 
 def table(t: Table) -> None:
-    stdout.print(t)
+    _stdout().print(t)
 
 
 def diagnostics(items: Iterable[Diagnostic]) -> None:
     for d in items:
         style = "red" if d.severity == "error" else "yellow"
-        stderr.print(d.format(), style=style, markup=False, highlight=False)
+        _stderr().print(d.format(), style=style, markup=False, highlight=False)
 
 
 def error(message: str, hint: str | None = None) -> None:
-    stderr.print(f"error: {message}", style="bold red", markup=False)
+    _stderr().print(f"error: {message}", style="bold red", markup=False)
     if hint:
-        stderr.print(f"hint: {hint}", markup=False)
+        _stderr().print(f"hint: {hint}", markup=False)
 
 
 def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
@@ -56,6 +70,8 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
 
 def simple_table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> Table:
     """A plain rich table; ``None`` cells show as "-"."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for c in columns:
         t.add_column(c)
@@ -66,9 +82,13 @@ def simple_table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: s
 
 def wide_table(t: Table) -> None:
     """A table that, when not shown on a terminal, keeps its natural width (no truncated cells)."""
-    need = Measurement.get(stdout, stdout.options.update_width(10_000), t).maximum
-    if stdout.is_terminal or need <= stdout.width:
-        stdout.print(t)
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    out = _stdout()
+    need = Measurement.get(out, out.options.update_width(10_000), t).maximum
+    if out.is_terminal or need <= out.width:
+        out.print(t)
     else:  # piped or captured: keep every cell whole
         Console(highlight=False, soft_wrap=True, width=need, file=sys.stdout).print(t)
 
@@ -77,7 +97,7 @@ class ConsoleReporter:
     """A ``hcops.progress.Reporter`` on stderr: one line per step, counted progress when it moves."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or stderr
+        self.console = console or _stderr()
         self._last: dict[str, tuple[int, int, str]] = {}
 
     def step(self, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -90,11 +91,16 @@ def default_subnet(network: str) -> str:
 
 
 def node_ip(subnet: str, index: int) -> str:
-    net = ipaddress.ip_network(subnet, strict=False)
+    net = _network(subnet)
     host = index + 10  # .1 is the gateway; keep a few addresses free for tools
     if host >= net.num_addresses - 1:
         raise ValueError(f"subnet {subnet} too small for {index + 1} nodes")
     return str(net.network_address + host)
+
+
+@functools.lru_cache(maxsize=16)
+def _network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(subnet, strict=False)
 
 
 def build_plan(loaded: LoadedSpec, state_override: Path | None = None) -> NetworkPlan:

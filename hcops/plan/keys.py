@@ -79,22 +79,38 @@ def _pub_from_private(value: str, file: Path) -> bytes:
     return pub
 
 
+def _private_folder(folder: str) -> None:
+    """``folder`` exists with mode 0700 (created, or its mode repaired)."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        if os.stat(folder).st_mode & 0o777 != 0o700:
+            os.chmod(folder, 0o700)
+    else:
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+
+
 class KeyStore:
     """``<state>/keys/<node>/`` holds one node's ``node_key.json`` and ``priv_validator_key.json``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._ready = False
 
     def node_dir(self, node: str) -> Path:
         return self.root / "keys" / node
 
     def ensure(self, node: str) -> PublicKeys:
         """Create the node's keys if absent; return its public identity."""
-        folder = self.node_dir(node)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for parent in (self.root, self.root / "keys", folder):
-            os.chmod(parent, 0o700)
-        nk, pv = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
+        keys = os.path.join(self.root, "keys")
+        if not self._ready:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            _private_folder(str(self.root))
+            _private_folder(keys)
+            self._ready = True
+        folder = os.path.join(keys, node)
+        _private_folder(folder)
+        nk, pv = Path(folder, NODE_KEY), Path(folder, PRIV_VALIDATOR_KEY)
         if not nk.exists():
             priv, _ = _new_key_json()
             node_doc = {"priv_key": {"type": "tendermint/PrivKeyEd25519", "value": _b64(priv)}}
@@ -111,9 +127,10 @@ class KeyStore:
 
     def public(self, node: str) -> PublicKeys:
         folder = self.node_dir(node)
-        node_pub = _pub_from_private(self._read(folder / NODE_KEY)["priv_key"]["value"], folder / NODE_KEY)
-        pv = self._read(folder / PRIV_VALIDATOR_KEY)
-        val_pub = _pub_from_private(pv["priv_key"]["value"], folder / PRIV_VALIDATOR_KEY)
+        nk, pvk = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
+        node_pub = _pub_from_private(self._read(nk)["priv_key"]["value"], nk)
+        pv = self._read(pvk)
+        val_pub = _pub_from_private(pv["priv_key"]["value"], pvk)
         return PublicKeys(node_id=_address(node_pub).hex(), validator_address=_address(val_pub).hex().upper(),
                           validator_pub_key=_b64(val_pub))
 
@@ -132,7 +149,8 @@ class KeyStore:
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         try:
-            doc: dict[str, Any] = json.loads(path.read_text())
+            with open(path, "rb") as fh:
+                doc: dict[str, Any] = json.loads(fh.read())
             return doc
         except (OSError, ValueError, KeyError) as exc:
             raise InvalidInput(f"{path}: unreadable key file ({exc.__class__.__name__}); "

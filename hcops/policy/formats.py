@@ -19,12 +19,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
-
-from rich.table import Table
-from rich.text import Text
 
 import hcops
 from hcops.errors import InvalidInput, Location
@@ -33,6 +30,9 @@ from hcops.policy.findings import Finding
 from hcops.policy.gate import GateReport
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.waivers import WaivedFinding
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 FORMATS = ("json", "sarif", "junit", "github")
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -295,6 +295,9 @@ def _loc_text(loc: Location | None) -> str:
 
 def findings_table(report: GateReport, *, show_waived: bool = True) -> Table:
     """The human view: one row per finding (waived ones dimmed at the end)."""
+    from rich.table import Table
+    from rich.text import Text
+
     verdict = "PASSED" if report.passed else "FAILED"
     s = report.summary
     table = Table(
@@ -315,6 +318,8 @@ def findings_table(report: GateReport, *, show_waived: bool = True) -> Table:
 
 def rules_table(rules: Iterable[RuleMeta]) -> Table:
     """``hcops policy list``."""
+    from rich.table import Table
+
     table = Table(title="hcops policy rules")
     for col in ("Rule", "Level", "Severity", "Control", "HIPAA", "Title"):
         table.add_column(col, overflow="fold")
@@ -325,6 +330,9 @@ def rules_table(rules: Iterable[RuleMeta]) -> Table:
 
 def policy_tests_table(results: Sequence[TestResult]) -> Table:
     """``hcops policy test``."""
+    from rich.table import Table
+    from rich.text import Text
+
     passed = sum(r.status == "pass" for r in results)
     table = Table(title="hcops policy tests",
                   caption=f"{passed} passed, {sum(r.status == 'fail' for r in results)} failed, "
