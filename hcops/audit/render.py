@@ -10,12 +10,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 import hcops
 from hcops.audit.report import when
+from hcops.resources import bundled
 
 FORMATS = ("html", "json", "md")
 
 
 def template_dir() -> Path:
-    return Path(hcops.__file__).resolve().parents[1] / "templates" / "report"
+    return bundled("templates") / "report"
 
 
 def to_json(doc: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hcops.errors import Diagnostic, InvalidInput, Location
+from hcops.resources import bundled
 from hcops.spec.source import parse_yaml
 
 ENV_POLICY_DIR = "HCOPS_POLICY_DIR"
@@ -17,11 +18,11 @@ RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by t
 
 
 def builtin_policy_dir() -> Path:
-    """The built-in pack: ``$HCOPS_POLICY_DIR`` if set, else the repository's ``policies/``."""
+    """The built-in pack: ``$HCOPS_POLICY_DIR`` if set, else the one installed with hcops."""
     override = os.environ.get(ENV_POLICY_DIR, "").strip()
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "policies"
+    return bundled("policies")
 
 
 def display_path(path: Path) -> str:

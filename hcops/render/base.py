@@ -18,10 +18,10 @@ from typing import Any
 
 import jinja2
 
-import hcops
 from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.render.topology import Topology
+from hcops.resources import bundled
 
 TEMPLATES_ENV = "HCOPS_TEMPLATES_DIR"
 NODE_UID = 10001  # the node image's user (images/cometbft)
@@ -41,7 +41,7 @@ _SURROGATES = re.compile(r"(\\\\)|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})"
 
 def templates_dir() -> Path:
     env = os.environ.get(TEMPLATES_ENV)
-    return Path(env) if env else Path(hcops.__file__).resolve().parents[1] / "templates"
+    return Path(env) if env else bundled("templates")
 
 
 # ----------------------------------------------------------------------------------------------- filters
