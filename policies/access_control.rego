@@ -203,7 +203,12 @@ deny contains f if {
 	}
 }
 
-namespace := object.get(input.spec, ["provider", "kubernetes", "namespace"], "default")
+# The namespace hcops renders into: spec.provider.kubernetes.namespace, else the network's name.
+namespace := ns if {
+	ns := object.get(input.spec, ["provider", "kubernetes", "namespace"], null)
+	is_string(ns)
+	ns != ""
+} else := input.metadata.name
 
 default_deny_present if {
 	some np in lib.k8s_objects

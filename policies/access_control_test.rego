@@ -193,6 +193,10 @@ test_netpol_default_deny_fires_for_weak_policies if {
 
 test_netpol_default_deny_passes if {
 	not "HC-AC1-NETPOL-DEFAULT-DENY" in td.ids(denies(td.example))
+
+	# without a namespace in the spec the objects are rendered into the network's name
+	unset := patched([{"op": "add", "path": "/spec/provider/kubernetes/namespace", "value": null}])
+	not "HC-AC1-NETPOL-DEFAULT-DENY" in td.ids(denies(unset))
 	no_k8s := patched([{"op": "add", "path": "/manifests/kubernetes", "value": []}])
 	not "HC-AC1-NETPOL-DEFAULT-DENY" in td.ids(denies(no_k8s))
 	implicit_types := patched([{"op": "remove", "path": "/manifests/kubernetes/0/spec/policyTypes"}])
