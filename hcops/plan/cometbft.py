@@ -98,3 +98,8 @@ def config(c: Consortium, node: ResolvedNode, peers: list[str], *, containerised
             "namespace": "cometbft",
         },
     }
+
+
+def kube_host(node: str, namespace: str) -> str:
+    """A node's DNS name in Kubernetes: pod 0 of its StatefulSet behind the headless Service."""
+    return f"{node}-0.{node}.{namespace}.svc.cluster.local"

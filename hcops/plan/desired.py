@@ -9,13 +9,16 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hcops.plan import cometbft
 from hcops.plan.keys import KeyStore, PublicKeys
 from hcops.plan.state import genesis_time, network_dir
 from hcops.spec.loader import LoadedSpec
 from hcops.spec.models import Consortium, ResolvedNode
+
+if TYPE_CHECKING:
+    from hcops.plan.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -61,28 +64,28 @@ class NetworkPlan:
     def genesis_json(self) -> str:
         return json.dumps(self.genesis, indent=2) + "\n"
 
+    @functools.cached_property
+    def topology(self) -> Topology:
+        """Who dials whom (``hcops.plan.topology``), shared by every target and provider."""
+        from hcops.plan.topology import Topology
+
+        return Topology(self)
+
     def docker_config(self, node: NodePlan) -> dict[str, Any]:
-        peers = [f"{p.keys.node_id}@{p.docker_ip}:{cometbft.P2P_PORT}" for p in self.nodes if p is not node]
-        return cometbft.config(self.consortium, node.node, peers,
-                               external_address=f"{node.docker_ip}:{cometbft.P2P_PORT}")
+        return self.topology.docker_config(node)
 
     def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
-        peers = [f"{p.keys.node_id}@{kube_host(p.name, namespace)}:{cometbft.P2P_PORT}"
-                 for p in self.nodes if p is not node]
-        return cometbft.config(self.consortium, node.node, peers,
-                               external_address=f"{kube_host(node.name, namespace)}:{cometbft.P2P_PORT}")
+        return self.topology.kubernetes_config(node, namespace)
 
     def host_config(self, node: NodePlan) -> dict[str, Any]:
-        peers = [f"{p.keys.node_id}@{p.name}:{cometbft.P2P_PORT}" for p in self.nodes if p is not node]
-        return cometbft.config(self.consortium, node.node, peers, containerised=False)
+        return self.topology.host_config(node)
 
     def spec_hash(self) -> str:
         doc = self.consortium.model_dump(mode="json", by_alias=True)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def kube_host(node: str, namespace: str) -> str:
-    return f"{node}-0.{node}.{namespace}.svc.cluster.local"
+kube_host = cometbft.kube_host
 
 
 def default_subnet(network: str) -> str:

@@ -20,7 +20,6 @@ import jinja2
 
 from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan, NodePlan
-from hcops.render.topology import Topology
 from hcops.resources import bundled
 
 TEMPLATES_ENV = "HCOPS_TEMPLATES_DIR"
@@ -209,7 +208,7 @@ class Context:
 
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
-        self.topology = Topology(plan)
+        self.topology = plan.topology
         self.spec_hash = plan.spec_hash()
         self.genesis = plan.genesis_json()
         self.genesis_digest = digest(self.genesis)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from hcops.plan.topology import Topology
 from hcops.policy.input import build_input
 from hcops.render import docker_compose, kubernetes_objects
-from hcops.render.topology import Topology
 from tests.conftest import EXAMPLE
 from tests.render.helpers import fixture_plan
 

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import tomli_w
 
-from hcops.plan.desired import NetworkPlan
-from hcops.render.topology import FULL_MESH_MAX, Topology
+from hcops.plan.desired import NetworkPlan, build_plan
+from hcops.plan.topology import FULL_MESH_MAX, Topology
+from hcops.providers.docker.containers import DesiredContainer
+from hcops.spec.loader import load_spec
 from tests.render.helpers import fixture_plan
 
 
@@ -58,14 +61,32 @@ def connected(edges: dict[str, set[str]]) -> bool:
     return len(seen) == len(edges)
 
 
-def test_small_networks_are_a_full_mesh_identical_to_the_plan(tmp_path: Path) -> None:
+def test_small_networks_are_a_full_mesh(tmp_path: Path) -> None:
     plan = fixture_plan(tmp_path)
-    t = Topology(plan)
     for node in plan.nodes:
-        assert t.peers(node) == [p for p in plan.nodes if p is not node]
-        assert t.docker_config(node) == plan.docker_config(node)
-        assert t.kubernetes_config(node, "ns") == plan.kubernetes_config(node, "ns")
-        assert t.host_config(node) == plan.host_config(node)
+        assert plan.topology.peers(node) == [p for p in plan.nodes if p is not node]
+        peers = plan.docker_config(node)["p2p"]["persistent_peers"].split(",")
+        assert peers == [f"{p.keys.node_id}@{p.docker_ip}:26656" for p in plan.nodes if p is not node]
+
+
+def test_every_target_and_provider_dials_the_bounded_peers_of_a_large_network(tmp_path: Path) -> None:
+    orgs = "\n".join(
+        f"    - {{name: org-{o}, role: provider, baa: {{signed: true, signedOn: 2026-01-01}}, nodes: ["
+        + ", ".join(f"{{name: n-{o}-{i}, role: {'validator, power: 10' if i == 0 else 'observer'}}}" for i in range(8))
+        + "]}" for o in range(5))
+    spec = tmp_path / "big.yaml"
+    spec.write_text(f"apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {{name: big}}\n"
+                    f"spec:\n  chain: {{version: '0.38.17', image: 'cometbft/cometbft:v0.38.17', chainId: big-1}}\n"
+                    f"  organizations:\n{orgs}\n")
+    plan = build_plan(load_spec(spec), tmp_path / "state")
+    assert len(plan.nodes) == 40 > FULL_MESH_MAX
+    for node in plan.nodes:
+        dialed = {p.name for p in plan.topology.peers(node)}
+        assert 0 < len(dialed) < len(plan.nodes) - 1
+        for config in (plan.docker_config(node), plan.kubernetes_config(node, "ns"), plan.host_config(node)):
+            assert len(config["p2p"]["persistent_peers"].split(",")) == len(dialed)
+        assert DesiredContainer(plan, node).config_toml() == tomli_w.dumps(plan.docker_config(node)).encode()
+    assert connected(graph(plan.topology))
 
 
 @pytest.mark.parametrize(("validators", "observers"), [

@@ -1,7 +1,10 @@
 """Who each node dials (``p2p.persistent_peers``) and each target's ``config.toml`` built from it.
 
-Up to ``FULL_MESH_MAX`` nodes every node lists every other node, exactly as ``NetworkPlan.docker_config``,
-``kubernetes_config`` and ``host_config`` do. Beyond that a full mesh stops working and stops scaling:
+``NetworkPlan`` holds one (``plan.topology``): its ``docker_config``, ``kubernetes_config`` and ``host_config``
+are this module's, so the renders, the policy input and the providers configure the same peers.
+
+Up to ``FULL_MESH_MAX`` nodes every node lists every other node. Beyond that a full mesh stops working and
+stops scaling:
 
 * CometBFT accepts at most ``p2p.max_num_inbound_peers`` (40) inbound connections, so a node in a mesh of
   more than about 80 nodes refuses most of its peers and they redial it forever;
@@ -22,10 +25,12 @@ other. It only depends on the node order in the spec, so renders stay identical.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hcops.plan import cometbft
-from hcops.plan.desired import NetworkPlan, NodePlan, kube_host
+
+if TYPE_CHECKING:
+    from hcops.plan.desired import NetworkPlan, NodePlan
 
 FULL_MESH_MAX = 24  # with ring links added, inbound connections stay under CometBFT's default limit of 40
 
@@ -44,7 +49,7 @@ class Topology:
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
         self.nodes = plan.nodes
-        self._position = {id(p): i for i, p in enumerate(self.nodes)}
+        self._position = {p.name: i for i, p in enumerate(self.nodes)}
         self._validators = [i for i, p in enumerate(self.nodes) if p.node.is_validator]
         self._validator_rank = {i: r for r, i in enumerate(self._validators)}
         self._ring = _offsets(len(self.nodes))
@@ -56,7 +61,7 @@ class Topology:
 
     def peers(self, node: NodePlan) -> list[NodePlan]:
         """The nodes ``node`` dials, in spec order."""
-        me = self._position[id(node)]
+        me = self._position[node.name]
         n = len(self.nodes)
         if self.full_mesh:
             return [p for i, p in enumerate(self.nodes) if i != me]
@@ -72,19 +77,19 @@ class Topology:
         return [self.nodes[i] for i in sorted(chosen)]
 
     def docker_config(self, node: NodePlan) -> dict[str, Any]:
-        """``NetworkPlan.docker_config`` with this topology's peers: peers by consortium network IP."""
+        """Peers by consortium network IP (the Docker targets)."""
         peers = [f"{p.keys.node_id}@{p.docker_ip}:{cometbft.P2P_PORT}" for p in self.peers(node)]
         return cometbft.config(self.plan.consortium, node.node, peers,
                                external_address=f"{node.docker_ip}:{cometbft.P2P_PORT}")
 
     def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
-        """``NetworkPlan.kubernetes_config`` with this topology's peers: by headless-service DNS name."""
-        peers = [f"{p.keys.node_id}@{kube_host(p.name, namespace)}:{cometbft.P2P_PORT}"
+        """Peers by headless-service DNS name."""
+        peers = [f"{p.keys.node_id}@{cometbft.kube_host(p.name, namespace)}:{cometbft.P2P_PORT}"
                  for p in self.peers(node)]
         return cometbft.config(self.plan.consortium, node.node, peers,
-                               external_address=f"{kube_host(node.name, namespace)}:{cometbft.P2P_PORT}")
+                               external_address=f"{cometbft.kube_host(node.name, namespace)}:{cometbft.P2P_PORT}")
 
     def host_config(self, node: NodePlan) -> dict[str, Any]:
-        """``NetworkPlan.host_config`` with this topology's peers: peers by host name (= node name)."""
+        """Peers by host name (= node name; the Ansible target)."""
         peers = [f"{p.keys.node_id}@{p.name}:{cometbft.P2P_PORT}" for p in self.peers(node)]
         return cometbft.config(self.plan.consortium, node.node, peers, containerised=False)
