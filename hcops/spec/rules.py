@@ -11,6 +11,8 @@ from hcops.spec.models import Consortium, NodeRole
 from hcops.spec.source import SourceMap
 
 BFT_MIN_VALIDATORS = 4
+# A StatefulSet's pods carry a controller-revision-hash label "<name>-<10 chars>", limited to 63 characters.
+K8S_STATEFULSET_NAME_MAX = 52
 
 
 def _diag(sources: SourceMap, path: str, message: str, severity: str = "error") -> Diagnostic:
@@ -34,6 +36,13 @@ def _names(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
                 yield _diag(sources, f"spec.organizations[{oi}].nodes[{ni}].name",
                             f'duplicate node name "{node.name}"; node names must be unique across the consortium')
             seen_nodes.add(node.name)
+            if len(node.name) > K8S_STATEFULSET_NAME_MAX:
+                kubernetes = c.spec.provider.type == "kubernetes"
+                yield _diag(sources, f"spec.organizations[{oi}].nodes[{ni}].name",
+                            f'node name "{node.name}" has {len(node.name)} characters; Kubernetes accepts at most '
+                            f"{K8S_STATEFULSET_NAME_MAX} for the node's StatefulSet"
+                            + ("" if kubernetes else " (the kubernetes render target will not apply)"),
+                            "error" if kubernetes else "warning")
 
 
 def _powers(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:

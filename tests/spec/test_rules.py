@@ -63,6 +63,7 @@ CASES = [
      'organization "org-a" holds 70% of voting power (> 2/3)'),
     ("exposure", ("  organizations:", "  network: {rpc: {exposure: everywhere}}\n  organizations:"),
      "spec.network.rpc.exposure: expected one of"),
+    ("kubernetes statefulset name", ("name: d-obs-0", "name: d-obs-" + "x" * 47), 'node name "d-obs-xxx'),
     ("port range", ("  organizations:", "  provider: {docker: {rpcHostPortBase: 65534}}\n  organizations:"),
      "spec.provider.docker.rpcHostPortBase"),
 ]
@@ -94,3 +95,14 @@ def test_one_third_is_a_warning(spec_dir: SpecDir) -> None:
 
 def test_missing_baa_is_not_a_validation_error(spec_dir: SpecDir) -> None:
     ok(spec_dir, SMALL_SPEC.replace("      baa: {signed: true, signedOn: 2026-01-01}\n", ""))
+
+
+def test_long_node_names_fail_only_on_kubernetes(spec_dir: SpecDir) -> None:
+    name = "d-obs-" + "x" * 46  # 52 characters: the longest a StatefulSet accepts
+    ok(spec_dir, SMALL_SPEC.replace("name: d-obs-0", f"name: {name}").replace(
+        "  organizations:", "  provider: {type: kubernetes}\n  organizations:"))
+    longer = SMALL_SPEC.replace("name: d-obs-0", f"name: {name}y")
+    (warning,) = messages(spec_dir, longer)
+    assert "warning:" in warning and "at most 52" in warning and "spec.organizations[3].nodes[1].name" in warning
+    found = messages(spec_dir, longer.replace("  organizations:", "  provider: {type: kubernetes}\n  organizations:"))
+    assert any("error:" in m and "at most 52" in m for m in found), found

@@ -108,3 +108,10 @@ def test_random_documents_read_like_ruamel(doc: dict[str, Any], flow: bool) -> N
     text = out.getvalue()
     ours, _ = parse_yaml(text, "r.yaml")
     assert ours == _ruamel(text)
+
+
+def test_lone_surrogate_escapes_are_invalid_yaml_not_a_crash_later() -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_yaml('cors: ["https://a\\udc80.example"]\n', "f.yaml")
+    (d,) = info.value.diagnostics
+    assert d.location is not None and d.location.line == 1 and "invalid YAML" in d.message
