@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """`hcops check` wall time by network size, on both policy engines, against conftest.
 
-    python bench/check.py [--sizes 10,100,1000,5000] [--repeat 3] [--embedded-budget 60] [--write-results]
+    python bench/check.py [--sizes 10,100,1000,5000] [--providers docker,kubernetes] [--repeat 3]
+                          [--embedded-budget 60] [--write-results]
 
-For each size a spec is generated into a temp folder (the same generator as bench/render.py:
-ceil(n/10) organizations, at least 4, one validator each, the rest observers; every organization
-with a signed BAA, audit and backups configured as in the example, so that the gate evaluates every
-rule on a compliant network). Keys are made once, untimed. Then, best of --repeat:
+For each provider and size a spec is generated into a temp folder (the same generator as
+bench/render.py: ceil(n/10) organizations, at least 4, one validator each, the rest observers; every
+organization with a signed BAA, audit and backups configured as in the example, so that the gate
+evaluates every rule on a compliant network; `spec.provider.type` as given). Keys are made once,
+untimed. Then, best of --repeat:
 
     opa       `hcops check -f SPEC --opa-url URL --format json` end to end, as a subprocess (interpreter
               start, spec load, plan, manifests, input document, evaluation on a real OPA server
-              started on 127.0.0.1, findings): what a CI job waits for
+              started on 127.0.0.1, findings): what a CI job waits for. The input carries the
+              manifests of the spec's provider (the default)
+    opa all   the same with `--manifests all` (Docker and Kubernetes manifests, whatever the provider)
     embedded  the same with the embedded engine (regopy); a run is stopped at --embedded-budget
               seconds, and larger sizes are skipped once a run took more than half the budget (or
               failed: regopy stops at its statement limit)
@@ -70,7 +74,7 @@ def tool(name: str) -> str:
     return found
 
 
-def spec_text(nodes: int) -> str:
+def spec_text(nodes: int, provider: str = "docker") -> str:
     orgs = max(4, math.ceil(nodes / 10))
     members: list[list[str]] = [[] for _ in range(orgs)]
     for i in range(nodes):
@@ -90,7 +94,7 @@ def spec_text(nodes: int) -> str:
               "  data: {phiOnChain: none, txIndex: 'off'}",
               "  audit: {enabled: true, interval: 30s, retentionDays: 2190, anchorToChain: true}",
               "  backup: {enabled: true, schedule: '0 2 * * *', retentionDays: 2190}",
-              f"  provider: {{type: docker, kubernetes: {{namespace: bench-{nodes}}}}}"]
+              f"  provider: {{type: {provider}, kubernetes: {{namespace: bench-{nodes}}}}}"]
     return "\n".join(lines) + "\n"
 
 
@@ -160,18 +164,18 @@ def best(repeat: int, cmd: list[str], **kw: Any) -> float:
     return min(timed(cmd, **kw) for _ in range(repeat))
 
 
-def check_cmd(spec: Path, state: Path, opa_url: str | None) -> list[str]:
+def check_cmd(spec: Path, state: Path, opa_url: str | None, *extra: str) -> list[str]:
     cmd = [sys.executable, "-m", "hcops", "check", "-f", str(spec), "--state-dir", str(state),
-           "--format", "json", "--output-file", os.devnull]
+           "--format", "json", "--output-file", os.devnull, *extra]
     return cmd + (["--opa-url", opa_url] if opa_url else [])
 
 
-def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, skip_embedded: bool,
+def run_size(provider: str, nodes: int, args: argparse.Namespace, work: Path, opa_url: str, skip_embedded: bool,
              tools: dict[str, str]) -> dict[str, Any]:
-    folder = work / f"n{nodes}"
+    folder = work / f"{provider}-{nodes}"
     folder.mkdir()
     spec = folder / "network.yaml"
-    spec.write_text(spec_text(nodes))
+    spec.write_text(spec_text(nodes, provider))
     state = folder / "state"
     doc = build_input(build_plan(load_spec(spec), state))  # keys, untimed
     input_file = folder / "input.json"
@@ -180,6 +184,7 @@ def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, ski
 
     timed(check_cmd(spec, state, opa_url), env=env)  # upload the pack once (kept across sizes too)
     t_opa = best(args.repeat, check_cmd(spec, state, opa_url), env=env)
+    t_all = best(args.repeat, check_cmd(spec, state, opa_url, "--manifests", "all"), env=env)
     t_embedded: float | str = f"> {args.embedded_budget:.0f} s (skipped)"
     if not skip_embedded:
         try:
@@ -196,8 +201,8 @@ def run_size(nodes: int, args: argparse.Namespace, work: Path, opa_url: str, ski
     opa_eval = [tools["opa"], "eval", "--format", "raw", "-d", str(gate_pack(work)), "-i", str(input_file),
                 "[data.hcops.hipaa[_].deny, data.hcops.hipaa[_].warn]"]
     t_eval = best(args.repeat, opa_eval)
-    return {"nodes": nodes, "opa": t_opa, "embedded": t_embedded, "conftest": t_conftest, "eval": t_eval,
-            "mb": input_file.stat().st_size / 1e6}
+    return {"provider": provider, "nodes": nodes, "opa": t_opa, "all": t_all, "embedded": t_embedded,
+            "conftest": t_conftest, "eval": t_eval, "mb": input_file.stat().st_size / 1e6}
 
 
 def cell(value: float | str, budget: float) -> str:
@@ -206,26 +211,33 @@ def cell(value: float | str, budget: float) -> str:
 
 def table(rows: list[dict[str, Any]], budget: float) -> Table:
     t = Table(title="hcops check, wall seconds (best of N)")
-    for col in ("nodes", "input MB", "hcops check (OPA server)", "hcops check (embedded)", "conftest",
-                "opa/conftest", "opa eval (pack only)"):
+    for col in COLUMNS:
         t.add_column(col, justify="right")
     for r in rows:
-        t.add_row(str(r["nodes"]), f"{r['mb']:.1f}", f"{r['opa']:.2f}", cell(r["embedded"], budget),
-                  f"{r['conftest']:.2f}", f"{r['opa'] / r['conftest']:.2f}", f"{r['eval']:.2f}")
+        t.add_row(*_cells(r, budget))
     return t
 
 
+COLUMNS = ("provider", "nodes", "input MB", "hcops check (OPA server)", "--manifests all (OPA server)",
+           "hcops check (embedded)", "conftest", "opa/conftest", "opa eval (pack only)")
+
+
+def _cells(r: dict[str, Any], budget: float) -> list[str]:
+    return [r["provider"], str(r["nodes"]), f"{r['mb']:.1f}", f"{r['opa']:.2f}", f"{r['all']:.2f}",
+            cell(r["embedded"], budget), f"{r['conftest']:.2f}", f"{r['opa'] / r['conftest']:.2f}",
+            f"{r['eval']:.2f}"]
+
+
 def markdown(rows: list[dict[str, Any]], command: str, args: argparse.Namespace, versions: str) -> str:
-    head = ("| nodes | input MB | hcops check (OPA server) | hcops check (embedded) | conftest | opa/conftest "
-            "| opa eval (pack only) |\n|---:|---:|---:|---:|---:|---:|---:|\n")
-    body = "".join(
-        f"| {r['nodes']} | {r['mb']:.1f} | {r['opa']:.2f} | {cell(r['embedded'], args.embedded_budget)} | "
-        f"{r['conftest']:.2f} | {r['opa'] / r['conftest']:.2f} | {r['eval']:.2f} |\n" for r in rows)
+    head = "| " + " | ".join(COLUMNS) + " |\n|---|" + "---:|" * (len(COLUMNS) - 1) + "\n"
+    body = "".join("| " + " | ".join(_cells(r, args.embedded_budget)) + " |\n" for r in rows)
     return (f"{SECTION}\n\nCommand: `{command}` (best of {args.repeat}, wall seconds of a subprocess each; "
             f"Python {platform.python_version()}, {platform.machine()}, shared 2-core VM; {versions}).\n\n"
             "`hcops check` covers the whole command (spec, plan, rendered manifests, input document, "
-            "evaluation, report); conftest and `opa eval` only evaluate the same built-in pack on the "
-            "input document hcops builds (written once, untimed).\n\n" + head + body)
+            "evaluation, report) with the manifests of the spec's provider in the input (the default); "
+            "`--manifests all` adds the other target's; conftest and `opa eval` only evaluate the same "
+            "built-in pack on the default input document hcops builds (written once, untimed).\n\n"
+            + head + body)
 
 
 def write_results(section: str) -> None:
@@ -248,6 +260,7 @@ def version_of(cmd: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,100,1000,5000")
+    ap.add_argument("--providers", default="docker,kubernetes")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--embedded-budget", type=float, default=60.0,
                     help="Seconds; larger sizes skip the embedded engine once one run took longer.")
@@ -262,14 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hcops-bench-check-") as tmp, \
             opa_server(tools["opa"], Path(tmp) / "opa.log") as url:
-        skip = False
-        for n in sizes:
-            row = run_size(n, args, Path(tmp), url, skip, tools)
-            rows.append(row)
-            if not isinstance(row["embedded"], float) or row["embedded"] > args.embedded_budget / 2:
-                skip = True  # the next size would not finish within the budget either
-            console.log(f"{n} nodes: opa {row['opa']:.2f}s, embedded {cell(row['embedded'], args.embedded_budget)}"
-                        f", conftest {row['conftest']:.2f}s")
+        for provider in [p for p in args.providers.split(",") if p]:
+            skip = False
+            for n in sizes:
+                row = run_size(provider, n, args, Path(tmp), url, skip, tools)
+                rows.append(row)
+                if not isinstance(row["embedded"], float) or row["embedded"] > args.embedded_budget / 2:
+                    skip = True  # the next size would not finish within the budget either
+                console.log(f"{provider} {n} nodes: opa {row['opa']:.2f}s (all manifests {row['all']:.2f}s), "
+                            f"embedded {cell(row['embedded'], args.embedded_budget)}, "
+                            f"conftest {row['conftest']:.2f}s")
     console.print(table(rows, args.embedded_budget))
     if args.write_results:
         command = "python bench/check.py " + " ".join(argv if argv is not None else sys.argv[1:])
