@@ -17,8 +17,9 @@ Typical use (the CLI)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hcops.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from hcops.policy.engines import (
@@ -99,12 +100,7 @@ _EXPORTS: dict[str, str] = {
     "load_waivers": "hcops.policy.waivers",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -11,9 +11,10 @@ import importlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hcops.errors import InvalidInput
+from hcops.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from hcops.plan.desired import NetworkPlan
@@ -30,12 +31,7 @@ __all__ = ["TARGETS", "docker_compose", "kubernetes_objects", "render_targets"]
 # The targets' modules load on first use: the policy input needs two of them, ``hcops validate`` none.
 _EXPORTS = {"docker_compose": "hcops.render.docker", "kubernetes_objects": "hcops.render.kubernetes"}
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 def _renderer(target: str) -> Callable[[Context], TargetOutput]:

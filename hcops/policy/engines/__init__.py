@@ -5,10 +5,10 @@ Each engine is imported when first used, so that a gate on one engine does not l
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hcops.lazy import lazy_attributes
 from hcops.policy.engines.base import Engine, EngineResult, PackageResult, TestResult
 
 if TYPE_CHECKING:
@@ -23,12 +23,7 @@ _EXPORTS = {
     "OpaServerEngine": "hcops.policy.engines.opa_server",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 def make_engine(opa_url: str | None = None, *, timeout: float = 30.0) -> Engine:
