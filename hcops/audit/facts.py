@@ -128,8 +128,6 @@ def _rpc(raw: Mapping[str, Any] | None, now_ns: int) -> dict[str, Any]:
         "latestBlockTime": raw.get("latest_block_time"),
         "latestBlockAgeNs": (now_ns - block_ns) if block_ns is not None else None,
         "peers": sorted(raw.get("peers") or ()),
-        "validators": list(raw.get("validators") or ()),
-        "lastCommit": raw.get("last_commit"),
     }
 
 
@@ -220,22 +218,43 @@ def _undeclared(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def chain_reads(obs: Observation) -> dict[str, Any]:
+    """Validator set (and the node it was read from) and recent commit signers: the provider's chain-level
+    read (``facts["chain"]``, one node per observation) or, from providers that report them per node, the
+    highest node's validator set and the distinct last commits the nodes report."""
+    raw = obs.facts.get("chain")
+    if isinstance(raw, Mapping):
+        validators = list(raw.get("validators") or ())
+        source = raw.get("source") if validators else None
+        commits = {int(c["height"]): sorted(c.get("signers") or ()) for c in raw.get("commits") or ()}
+    else:
+        live = [(s.name, s.facts.get("rpc") or {}) for s in obs.nodes]
+        live = [(name, r) for name, r in live if r.get("reachable")]
+        best = max((x for x in live if x[1].get("validators")), key=lambda x: x[1].get("height") or 0,
+                   default=None)
+        source, validators = (best[0], list(best[1]["validators"])) if best else (None, [])
+        commits = {int(r["last_commit"]["height"]): sorted(r["last_commit"].get("signers") or ())
+                   for _, r in live if r.get("last_commit")}
+    return {
+        # an empty list means "not read" (a chain always has a validator)
+        "validatorSet": sorted(validators, key=lambda v: v.get("address", "")),
+        "validatorSetFrom": source,
+        "recentCommits": [{"height": h, "signers": s} for h, s in sorted(commits.items())],
+    }
+
+
 def _chain(
-    plan: NetworkPlan, nodes: Sequence[Mapping[str, Any]], previous: Previous | None, now_ns: int
+    plan: NetworkPlan,
+    nodes: Sequence[Mapping[str, Any]],
+    reads: Mapping[str, Any],
+    previous: Previous | None,
+    now_ns: int,
 ) -> dict[str, Any]:
     interval = _ns(plan.consortium.spec.chain.block_interval)
     live = [n["rpc"] for n in nodes if n["rpc"]["reachable"]]
     heights = [r["height"] for r in live if isinstance(r["height"], int)]
     ages = [r["latestBlockAgeNs"] for r in live if isinstance(r["latestBlockAgeNs"], int)]
     height = max(heights) if heights else None
-    # the validator set as the highest node reports it; an empty list means "not reported" (a chain
-    # always has a validator)
-    source = max((r for r in live if r["validators"]), key=lambda r: r["height"] or 0, default=None)
-    commits = {
-        r["lastCommit"]["height"]: sorted(r["lastCommit"].get("signers") or ())
-        for r in live
-        if r.get("lastCommit")
-    }
     elapsed = now_ns - previous.time_ns if previous else None
     advanced = None
     if previous is not None and previous.height is not None and height is not None:
@@ -251,9 +270,7 @@ def _chain(
         if previous
         else None,
         "heightAdvanced": advanced,
-        "validatorSet": sorted(source["validators"], key=lambda v: v.get("address", "")) if source else [],
-        "validatorSetFrom": next((n["name"] for n in nodes if n["rpc"] is source), None),
-        "recentCommits": [{"height": h, "signers": s} for h, s in sorted(commits.items())],
+        **reads,
     }
 
 
@@ -312,7 +329,7 @@ def build_facts(
         },
         "nodes": nodes,
         "undeclared": [_undeclared(u) for u in obs.undeclared],
-        "chain": _chain(plan, nodes, previous, now_ns),
+        "chain": _chain(plan, nodes, chain_reads(obs), previous, now_ns),
         "audit": _audit(c.spec.audit.interval, previous, now_ns, audit_log),
     }
 

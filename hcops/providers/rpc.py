@@ -1,15 +1,17 @@
 """A small client for a CometBFT node's JSON RPC (HTTP GET), shared by providers and the audit.
 
-Standard library HTTP with per-request timeouts; transient failures are retried with tenacity.
-Every answer is parsed into a small frozen type here, so callers never dig through raw JSON.
+Standard library HTTP (``http.client``) with per-request timeouts over one keep-alive connection per
+client and thread, so the few calls a sweep makes to one node share a TCP connection; transient failures
+are retried with tenacity. Every answer is parsed into a small frozen type here, so callers never dig
+through raw JSON.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +70,7 @@ class RpcClient:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.wait = wait
+        self._local = threading.local()  # this thread's open connection (http.client is not thread-safe)
 
     def __repr__(self) -> str:
         return f"RpcClient({self.base_url!r})"
@@ -82,16 +85,9 @@ class RpcClient:
         return result
 
     def _fetch(self, url: str) -> dict[str, Any]:
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:  # noqa: S310 (http to a node)
-                body = resp.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read() if exc.fp else b""
-            detail = _rpc_error(body) or f"HTTP {exc.code}"
-            raise RpcUnavailable(f"{url}: {detail}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RpcUnavailable(f"{url}: {reason}") from None
+        status, body = self._get(url)
+        if status >= 400:
+            raise RpcUnavailable(f"{url}: {_rpc_error(body) or f'HTTP {status}'}")
         try:
             doc = json.loads(body)
         except ValueError:
@@ -102,6 +98,43 @@ class RpcClient:
         if not isinstance(result, dict):
             raise RpcUnavailable(f"{url}: result is not an object")
         return result
+
+    def _get(self, url: str) -> tuple[int, bytes]:
+        """(HTTP status, body) over this thread's keep-alive connection; a connection the node closed while
+        idle is reopened once, any other failure is ``RpcUnavailable``."""
+        parts = urllib.parse.urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        for fresh in (False, True):
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            reused = conn is not None and not fresh
+            if conn is None or fresh:
+                self.close()
+                cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+                conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
+                self._local.conn = conn
+            try:
+                conn.request("GET", target)
+                resp = conn.getresponse()
+                body = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if reused:
+                    continue
+                raise RpcUnavailable(f"{url}: {exc or type(exc).__name__}") from None
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                raise RpcUnavailable(f"{url}: {_reason(exc)}") from None
+            if resp.will_close:
+                self.close()
+            return resp.status, body
+        raise RpcUnavailable(f"{url}: connection closed")  # pragma: no cover (the loop returns or raises)
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
 
     def status(self) -> ChainStatus:
         r = self.call("status")
@@ -151,6 +184,12 @@ def parse_commit(header: Mapping[str, Any], commit: Mapping[str, Any], canonical
                         and s.get("validator_address"))
     return Commit(height=int(header["height"]), time=str(header.get("time", "")), canonical=canonical,
                   signers=signers)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 def _rpc_error(body: bytes) -> str:

@@ -78,13 +78,20 @@ test_no_reachable_node_means_stalled if {
 }
 
 test_validator_not_signing_fires if {
-	doc := td.patched([{"op": "replace", "path": "/chain/recentCommits/0/signers", "value": [td.addr_a]}])
+	doc := td.patched([
+		{"op": "replace", "path": "/chain/recentCommits/0/signers", "value": [td.addr_a]},
+		{"op": "replace", "path": "/chain/recentCommits/1/signers", "value": [td.addr_a]},
+		{"op": "replace", "path": "/chain/recentCommits/2/signers", "value": [td.addr_a]},
+	])
 	some f in td.with_id(denies(doc), "HC-RT-CP1-VALIDATOR-NOT-SIGNING")
 	f.resource == "node/b-val-0"
 }
 
 test_validator_signing_in_one_recent_commit_passes if {
-	doc := td.patched([{"op": "add", "path": "/chain/recentCommits/-", "value": {"height": 118, "signers": [td.addr_a]}}])
+	doc := td.patched([
+		{"op": "replace", "path": "/chain/recentCommits/0/signers", "value": [td.addr_a]},
+		{"op": "replace", "path": "/chain/recentCommits/1/signers", "value": [td.addr_a]},
+	])
 	count(denies(doc)) == 0
 }
 

@@ -42,8 +42,7 @@ node_a := {
 	"rpc": {
 		"reachable": true, "error": null, "nodeId": id_a, "validatorAddress": addr_a, "chainId": "small-1",
 		"version": "0.38.17", "height": 120, "catchingUp": false, "latestBlockTime": "2026-11-25T12:00:00.1Z",
-		"latestBlockAgeNs": 400000000, "peers": [id_b], "validators": live_validators,
-		"lastCommit": {"height": 119, "signers": [addr_a, addr_b]},
+		"latestBlockAgeNs": 400000000, "peers": [id_b],
 	},
 }
 
@@ -97,7 +96,11 @@ clean := {
 		"latestBlockAgeNs": 400000000,
 		"previous": {"sweepId": "20261125T115930Z-0000", "height": 90, "elapsedNs": 30000000000},
 		"heightAdvanced": true, "validatorSet": live_validators, "validatorSetFrom": "a-val-0",
-		"recentCommits": [{"height": 119, "signers": [addr_a, addr_b]}],
+		"recentCommits": [
+			{"height": 117, "signers": [addr_a, addr_b]},
+			{"height": 118, "signers": [addr_a, addr_b]},
+			{"height": 119, "signers": [addr_a, addr_b]},
+		],
 	},
 	"audit": {
 		"intervalNs": 30000000000, "overdueAfterNs": 60000000000, "previousSweepId": "20261125T115930Z-0000",

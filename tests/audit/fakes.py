@@ -17,13 +17,43 @@ def block_time(now: dt.datetime, age: float = 0.4) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
-def node_facts(plan: NetworkPlan, name: str, now: dt.datetime, height: int = 100) -> dict[str, Any]:
+def validators(plan: NetworkPlan) -> list[dict[str, Any]]:
+    return [{"address": p.keys.validator_address, "power": p.node.power} for p in plan.nodes if p.node.is_validator]
+
+
+def chain_facts(plan: NetworkPlan, height: int = 100, source: str | None = None) -> dict[str, Any]:
+    """The Docker provider's chain-level read: validator set and the last 3 commits, from one node."""
+    signers = sorted(v["address"] for v in validators(plan))
+    return {
+        "source": source or plan.nodes[0].name,
+        "height": height,
+        "validators": validators(plan),
+        "commits": [{"height": h, "signers": signers} for h in (height - 1, height - 2, height - 3)],
+    }
+
+
+def node_facts(
+    plan: NetworkPlan, name: str, now: dt.datetime, height: int = 100, *, per_node_chain: bool = False
+) -> dict[str, Any]:
     n = plan.node(name)
-    validators = [
-        {"address": p.keys.validator_address, "power": p.node.power}
-        for p in plan.nodes
-        if p.node.is_validator
-    ]
+    rpc: dict[str, Any] = {
+        "reachable": True,
+        "url": f"http://127.0.0.1:{n.rpc_host_port}",
+        "node_id": n.keys.node_id,
+        "moniker": name,
+        "chain_id": plan.consortium.spec.chain.chain_id,
+        "version": "0.38.17",
+        "height": height,
+        "latest_block_time": block_time(now),
+        "catching_up": False,
+        "validator_address": n.keys.validator_address,
+        "voting_power": n.node.power,
+        "peers": [p.keys.node_id for p in plan.nodes if p.name != name],
+    }
+    if per_node_chain:  # providers that read the validator set and last commit from every node
+        vals = validators(plan)
+        rpc["validators"] = vals
+        rpc["last_commit"] = {"height": height - 1, "signers": sorted(v["address"] for v in vals)}
     return {
         "container": {
             "present": True,
@@ -54,26 +84,15 @@ def node_facts(plan: NetworkPlan, name: str, now: dt.datetime, height: int = 100
             "labels": {"hcops.network": plan.name, "hcops.node": name},
             "key_files": {p: {"mode": "0600", "uid": 10001, "gid": 10001, "size": 100} for p in KEY_FILES},
         },
-        "rpc": {
-            "reachable": True,
-            "url": f"http://127.0.0.1:{n.rpc_host_port}",
-            "node_id": n.keys.node_id,
-            "moniker": name,
-            "chain_id": plan.consortium.spec.chain.chain_id,
-            "version": "0.38.17",
-            "height": height,
-            "latest_block_time": block_time(now),
-            "catching_up": False,
-            "validator_address": n.keys.validator_address,
-            "voting_power": n.node.power,
-            "peers": [p.keys.node_id for p in plan.nodes if p.name != name],
-            "validators": validators,
-            "last_commit": {"height": height - 1, "signers": sorted(v["address"] for v in validators)},
-        },
+        "rpc": rpc,
     }
 
 
-def observation(plan: NetworkPlan, now: dt.datetime, height: int = 100) -> Observation:
+def observation(
+    plan: NetworkPlan, now: dt.datetime, height: int = 100, *, per_node_chain: bool = False
+) -> Observation:
+    """Docker-shaped: chain-level facts read once (``facts["chain"]``); with ``per_node_chain``, shaped like
+    providers that report the validator set and last commit per node instead."""
     nodes = tuple(
         NodeStatus(
             name=n.name,
@@ -85,11 +104,14 @@ def observation(plan: NetworkPlan, now: dt.datetime, height: int = 100) -> Obser
             rpc_address=f"127.0.0.1:{n.rpc_host_port}",
             height=height,
             resource=f"{plan.name}-{n.name}",
-            facts=node_facts(plan, n.name, now, height),
+            facts=node_facts(plan, n.name, now, height, per_node_chain=per_node_chain),
         )
         for n in plan.nodes
     )
-    return Observation(network=plan.name, nodes=nodes, facts={"provider": "docker"})
+    facts: dict[str, Any] = {"provider": "docker"}
+    if not per_node_chain:
+        facts["chain"] = chain_facts(plan, height)
+    return Observation(network=plan.name, nodes=nodes, facts=facts)
 
 
 def stopped(obs: Observation, name: str) -> Observation:

@@ -71,6 +71,11 @@ def _set(path: str, value: Any) -> Mutation:
     return apply
 
 
+def _no_signers(doc: dict[str, Any]) -> None:
+    for commit in doc["chain"]["recentCommits"]:
+        commit["signers"] = []
+
+
 VARIANTS: dict[str, tuple[list[Mutation], set[str]]] = {
     "clean": ([], set()),
     "key-mode": ([_set("nodes/0/keyFiles/1/mode", "0644")], {"HC-RT-AC5-KEY-FILE-MODE"}),
@@ -94,7 +99,8 @@ VARIANTS: dict[str, tuple[list[Mutation], set[str]]] = {
         [_set("nodes/2/up", False), _set("nodes/2/running", False), _set("nodes/2/state", "exited")],
         {"HC-RT-CP1-NODE-DOWN"},
     ),
-    "not-signing": ([_set("chain/recentCommits/0/signers", [])], {"HC-RT-CP1-VALIDATOR-NOT-SIGNING"}),
+    "not-signing": ([_no_signers], {"HC-RT-CP1-VALIDATOR-NOT-SIGNING"}),
+    "signed-one-of-three": ([_set("chain/recentCommits/0/signers", [])], set()),
     "rootfs": ([_set("nodes/3/readOnlyRootFs", False)], {"HC-RT-IN1-ROOTFS-WRITABLE"}),
     "stalled": ([_set("chain/latestBlockAgeNs", 60_000_000_000)], {"HC-RT-CP1-CHAIN-STALLED"}),
     "valset": ([_set("chain/validatorSet/0/power", 99)], {"HC-RT-CP1-VALIDATOR-SET"}),
