@@ -58,7 +58,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
         f"Generated {doc['generated']}; environment {doc['environment'] or '-'}; chain {doc['chainId']}; "
         f"spec {doc['specHash']}.",
         "",
-        f"**Verdict: {s['verdict']}** — {s['pass']} pass, {s['fail']} fail, {s['waived']} waived, "
+        f"**Verdict: {s['verdict']}** — {s['pass']} pass, {s['fail']} fail, {s.get('warning', 0)} warning, "
+        f"{s['waived']} waived, "
         f"{s['notCovered']} not covered of {s['controls']} controls; {s['openFindings']} open finding(s), "
         f"{s['openIncidents']} open incident(s).",
         "",

@@ -11,6 +11,7 @@ from typing import Any
 
 from hcops.audit import catalogue
 from hcops.audit.chain import Verification
+from hcops.audit.evaluate import SEVERITY_RANK
 from hcops.audit.log import AuditLog
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.gate import GateReport
@@ -19,7 +20,7 @@ from hcops.policy.waivers import Waiver
 
 HISTORY_DAYS = 30
 RECENT_SWEEPS = 15
-STATUS_ORDER = ("fail", "waived", "pass", "not-covered")
+STATUS_ORDER = ("fail", "warning", "waived", "pass", "not-covered")
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,24 @@ def _waiver(w: Waiver, today: dt.date) -> dict[str, Any]:
     }
 
 
-def _status(rules: int, open_findings: int, waived: int) -> str:
+def failing(f: Mapping[str, Any], fail_on: str) -> bool:
+    """Whether an open finding fails its control: one that fails the gate (a deny) or the audit sweep (a deny
+    at or above the sweep's ``--fail-on`` severity). Warn-level findings, and runtime denies below that
+    severity, call for attention without failing the control."""
+    if f.get("level") != "deny":
+        return False
+    if f.get("source") == "runtime":
+        return SEVERITY_RANK.get(str(f.get("severity")), 0) <= SEVERITY_RANK.get(fail_on, 0)
+    return True
+
+
+def _status(rules: int, open_findings: Sequence[Mapping[str, Any]], waived: int, fail_on: str) -> str:
     if rules == 0:
         return "not-covered"
-    if open_findings:
+    if any(failing(f, fail_on) for f in open_findings):
         return "fail"
+    if open_findings:
+        return "warning"
     return "waived" if waived else "pass"
 
 
@@ -98,6 +112,7 @@ def _control_rows(
     waived: Sequence[Mapping[str, Any]],
     last_sweep: Mapping[str, Any] | None,
     gate: GateEvidence,
+    fail_on: str,
 ) -> list[dict[str, Any]]:
     rows = []
     for c in catalogue.controls():
@@ -129,7 +144,7 @@ def _control_rows(
                 "runtimeCheck": c.runtime,
                 "gateRules": g,
                 "runtimeRules": r,
-                "status": _status(len(g) + len(r), len(open_f), len(waived_f)),
+                "status": _status(len(g) + len(r), open_f, len(waived_f), fail_on),
                 "findings": open_f,
                 "waived": waived_f,
                 "evidence": evidence,
@@ -139,7 +154,7 @@ def _control_rows(
 
 
 def _organizations(
-    plan: NetworkPlan, findings: Sequence[Mapping[str, Any]], nodes: Sequence[Mapping[str, Any]]
+    plan: NetworkPlan, findings: Sequence[Mapping[str, Any]], nodes: Sequence[Mapping[str, Any]], fail_on: str
 ) -> list[dict[str, Any]]:
     live = {n["name"]: n for n in nodes}
     out = []
@@ -165,7 +180,11 @@ def _organizations(
                 ],
                 "findings": counts,
                 "openFindings": len(mine),
-                "status": "fail" if mine else "pass",
+                "status": "fail"
+                if any(failing(f, fail_on) for f in mine)
+                else "warning"
+                if mine
+                else "pass",
             }
         )
     return out
@@ -204,7 +223,8 @@ def build_report(
     runtime_open = _with_source(sweep.get("findings", []) if sweep else [], "runtime")
     findings = _with_source(gate.findings, "gate") + runtime_open
     waived = _with_source(gate.waived, "gate") + _with_source(sweep.get("waived", []) if sweep else [], "runtime")
-    controls = _control_rows(gate_rules, runtime_rules, findings, waived, sweep, gate)
+    fail_on = str(sweep.get("failOn") or "high") if sweep else "high"
+    controls = _control_rows(gate_rules, runtime_rules, findings, waived, sweep, gate, fail_on)
     counts = {s: sum(1 for c in controls if c["status"] == s) for s in STATUS_ORDER}
     nodes = list(sweep.get("nodes", [])) if sweep else []
     incidents = _incidents(log)
@@ -220,6 +240,7 @@ def build_report(
         "summary": {
             "controls": len(controls),
             "fail": counts["fail"],
+            "warning": counts["warning"],
             "waived": counts["waived"],
             "pass": counts["pass"],
             "notCovered": counts["not-covered"],
@@ -275,7 +296,7 @@ def build_report(
             }
             for r in gate_runs[:RECENT_SWEEPS]
         ],
-        "organizations": _organizations(plan, findings, nodes),
+        "organizations": _organizations(plan, findings, nodes, fail_on),
         "nodes": nodes,
     }
 

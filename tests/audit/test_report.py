@@ -18,7 +18,7 @@ from hcops.audit import catalogue
 from hcops.audit.evaluate import load_runtime_pack
 from hcops.audit.log import AuditLog
 from hcops.audit.render import render, to_html
-from hcops.audit.report import GateEvidence, build_report
+from hcops.audit.report import GateEvidence, build_report, failing
 from hcops.audit.sweep import Auditor, AuditSettings
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines import EmbeddedEngine
@@ -40,7 +40,13 @@ GATE_FINDING = {
 }
 
 
-def report_doc(plan: NetworkPlan, tmp_path: Path, *, down: set[str] | None = None) -> dict[str, Any]:
+def report_doc(
+    plan: NetworkPlan,
+    tmp_path: Path,
+    *,
+    down: set[str] | None = None,
+    gate_findings: tuple[dict[str, Any], ...] = (GATE_FINDING,),
+) -> dict[str, Any]:
     clock = [NOW]
     prov = ScriptedProvider(plan, clock)
     log = AuditLog(tmp_path / "audit.db")
@@ -58,7 +64,8 @@ def report_doc(plan: NetworkPlan, tmp_path: Path, *, down: set[str] | None = Non
     prov.down = down or set()
     clock[0] = NOW + dt.timedelta(seconds=30)
     a.run()
-    gate = GateEvidence("evaluated", "2026-11-25T12:00:00Z", True, (GATE_FINDING,))
+    passed = not any(f["level"] == "deny" for f in gate_findings)
+    gate = GateEvidence("evaluated", "2026-11-25T12:00:00Z", passed, gate_findings)
     doc = build_report(
         plan,
         environment=None,
@@ -78,7 +85,7 @@ def test_one_row_per_control_with_rules_and_status(plan: NetworkPlan, tmp_path: 
     assert list(rows) == list(catalogue.ids())
     assert rows["CP-1"]["status"] == "fail"
     assert "HC-RT-CP1-NODE-DOWN" in {r["id"] for r in rows["CP-1"]["runtimeRules"]}
-    assert rows["AC-3"]["status"] == "fail"  # the gate finding
+    assert rows["AC-3"]["status"] == "warning"  # only the gate's warn-level finding
     assert rows["AC-5"]["status"] == "pass" and rows["AC-5"]["runtimeRules"] and rows["AC-5"]["gateRules"]
     assert rows["AC-4"]["status"] == "not-covered"
     assert doc["summary"]["verdict"] == "non-compliant"
@@ -87,6 +94,36 @@ def test_one_row_per_control_with_rules_and_status(plan: NetworkPlan, tmp_path: 
     assert org_b["status"] == "fail" and org_b["findings"]["high"] >= 1
     assert org_b["nodes"][0]["up"] is False
     assert doc["incidents"]["open"] and doc["history"][0]["sweeps"] == 2
+    assert doc["summary"]["fail"] >= 1 and doc["summary"]["warning"] == 1
+
+
+def test_warn_only_controls_are_warnings_not_failures(plan: NetworkPlan, tmp_path: Path) -> None:
+    digest = {**GATE_FINDING, "id": "HC-IN1-IMAGE-NO-DIGEST", "control": "IN-1", "resource": "node/a-val-0",
+              "severity": "high", "message": "image without digest"}
+    doc = report_doc(plan, tmp_path, gate_findings=(GATE_FINDING, digest))
+    rows = {c["id"]: c for c in doc["controls"]}
+    assert rows["AC-3"]["status"] == "warning" and rows["IN-1"]["status"] == "warning"
+    assert doc["summary"]["fail"] == 0 and doc["summary"]["warning"] == 2
+    assert doc["summary"]["verdict"] == "compliant"
+    org_b = next(o for o in doc["organizations"] if o["name"] == "org-b")
+    assert org_b["status"] == "warning"
+    assert "| AC-3 |" in render(doc, "md") and "WARNING" in render(doc, "md")
+    assert 'data-control="AC-3" data-status="warning"' in to_html(doc)
+
+
+def test_deny_findings_fail_their_control(plan: NetworkPlan, tmp_path: Path) -> None:
+    deny = {**GATE_FINDING, "level": "deny", "severity": "medium"}
+    doc = report_doc(plan, tmp_path, gate_findings=(deny,))
+    assert {c["id"]: c for c in doc["controls"]}["AC-3"]["status"] == "fail"
+    assert doc["summary"]["verdict"] == "non-compliant"
+
+
+def test_runtime_denies_below_fail_on_are_warnings() -> None:
+    medium = {"level": "deny", "severity": "medium", "source": "runtime"}
+    assert not failing(medium, "high") and failing(medium, "medium")
+    assert failing({**medium, "severity": "high"}, "high")
+    assert failing({**medium, "source": "gate"}, "high")  # any gate deny fails the gate
+    assert not failing({**medium, "level": "warn", "severity": "high"}, "low")
 
 
 def test_formats(plan: NetworkPlan, tmp_path: Path) -> None:
@@ -145,6 +182,8 @@ def test_html_renders_in_headless_chromium(plan: NetworkPlan, tmp_path: Path) ->
     assert dom.returncode == 0, dom.stderr[-2000:]
     for cid in catalogue.ids():
         assert f'data-control="{cid}"' in dom.stdout
+    assert 'data-control="AC-3" data-status="warning"' in dom.stdout  # warn-only: not failing
+    assert 'data-control="CP-1" data-status="fail"' in dom.stdout
     shot = tmp_path / "report.png"
     subprocess.run(
         [chromium, *flags, f"--screenshot={shot}", "--window-size=1400,2000", page.as_uri()],
