@@ -9,6 +9,12 @@
 Usage: python bench/audit.py [--sizes 4,8,16,32] [--block-interval 3s] [--window 60] [--json FILE]
 Needs the Docker engine and the node image (scripts/bootstrap docker image). Everything it creates is
 removed at the end.
+
+The nodes peer in a full mesh, so a network of N containers holds about N x (N + 1) ARP entries, and the
+kernel's neighbour table is shared by all network namespaces: past net.ipv4.neigh.default.gc_thresh3
+(1024 by default, about 31 nodes) it overflows ("neighbor table overflow" in dmesg) and packets to the
+nodes are dropped, which shows as RPC timeouts. The limit is recorded and a network that exceeds it is
+flagged.
 """
 
 from __future__ import annotations
@@ -56,6 +62,16 @@ def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str)
         f"  provider: {{docker: {{rpcHostPortBase: {port_base}, subnet: {subnet}}}}}",
     ]
     return "\n".join(lines) + "\n"
+
+
+NEIGH_LIMIT = Path("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+
+
+def neighbour_limit() -> int | None:
+    try:
+        return int(NEIGH_LIMIT.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def free_base(count: int) -> int:
@@ -185,14 +201,20 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--block-interval", default="3s", help="blockInterval of the sweep-time networks")
     args = ap.parse_args()
-    results: dict[str, Any] = {"block_interval": args.block_interval, "sweeps": [], "load": None}
+    limit = neighbour_limit()
+    results: dict[str, Any] = {"block_interval": args.block_interval, "neigh_gc_thresh3": limit, "sweeps": [],
+                               "load": None}
     with tempfile.TemporaryDirectory(prefix="hcops-bench-audit-") as tmp:
         for n in [int(x) for x in args.sizes.split(",")]:
             net = Network(Path(tmp) / str(n), n, args.block_interval)
+            if limit is not None and n * (n + 1) > limit:
+                print(f"{n:>3} nodes: about {n * (n + 1)} ARP entries exceed gc_thresh3={limit}; "
+                      "expect dropped packets (RPC timeouts)", flush=True)
             try:
                 up = net.up()
                 row = sweep_times(net)
                 row["apply_s"] = round(up, 1)
+                row["arp_entries_over_limit"] = bool(limit is not None and n * (n + 1) > limit)
                 print(
                     f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (observe {row['observe_s']:.3f} s, "
                     f"evaluate {row['evaluate_s']:.3f} s, record {row['record_s']:.3f} s), "
