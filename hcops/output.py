@@ -32,6 +32,11 @@ def _stderr() -> Console:
 
 
 def text(message: str, *, err: bool = False, style: str | None = None) -> None:
+    if style is None:  # plain text needs no rich (and no emoji codes replaced in it)
+        stream = sys.stderr if err else sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+        return
     _console(err).print(message, style=style, markup=False)
 
 

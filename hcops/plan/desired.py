@@ -116,5 +116,6 @@ def build_plan(loaded: LoadedSpec, state_override: Path | None = None) -> Networ
     nodes = tuple(
         NodePlan(node=n, keys=store.ensure(n.name), rpc_host_port=base + n.index, docker_ip=node_ip(subnet, n.index))
         for n in c.nodes)
+    store.save_verified()
     gen = cometbft.genesis(c, {p.name: p.keys for p in nodes}, genesis_time(folder))
     return NetworkPlan(loaded=loaded, state_dir=folder, nodes=nodes, genesis=gen, docker_subnet=subnet)

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-
 from hcops.errors import InvalidInput
 
 PRIV_VALIDATOR_KEY = "priv_validator_key.json"
@@ -59,23 +56,36 @@ def write_private(path: Path, content: bytes) -> None:
 
 
 def _new_key_json() -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
     key = Ed25519PrivateKey.generate()
     seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return seed + pub, pub  # CometBFT stores the 64-byte form: seed || public key
 
 
-def _pub_from_private(value: str, file: Path) -> bytes:
+def _pub_from_private(value: str, file: Path, verified: set[str]) -> bytes:
+    """The public half of a CometBFT key (seed || public key), checked against the seed once: ``verified``
+    holds digests of the keys already checked."""
     try:
         raw = base64.b64decode(value, validate=True)
     except ValueError:
         raw = b""
     if len(raw) != 64:
         raise InvalidInput(f"{file}: not a CometBFT ed25519 private key (expected 64 bytes, base64)")
+    digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    if digest in verified:
+        return raw[32:]
+    # imported here: with every key checked before, a plan needs no cryptography at all
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     pub = Ed25519PrivateKey.from_private_bytes(raw[:32]).public_key().public_bytes(
         Encoding.Raw, PublicFormat.Raw)
     if pub != raw[32:]:
         raise InvalidInput(f"{file}: private key and embedded public key do not match")
+    verified.add(digest)
     return pub
 
 
@@ -93,9 +103,35 @@ def _private_folder(folder: str) -> None:
 class KeyStore:
     """``<state>/keys/<node>/`` holds one node's ``node_key.json`` and ``priv_validator_key.json``."""
 
+    # Digests of the keys whose public half was derived from the seed and matched: deriving 2 keys per
+    # node is most of the plan's time for large networks, and key files do not change.
+    VERIFIED = ".verified.json"
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._ready = False
+        self._verified: set[str] | None = None
+        self._known: set[str] = set()
+
+    def _verified_keys(self) -> set[str]:
+        if self._verified is None:
+            try:
+                with open(self.root / "keys" / self.VERIFIED, "rb") as fh:
+                    self._verified = {str(d) for d in json.loads(fh.read())}
+            except (OSError, ValueError, TypeError):
+                self._verified = set()
+            self._known = set(self._verified)
+        return self._verified
+
+    def save_verified(self) -> None:
+        """Remember the keys checked since the store was opened (best effort: only a cache)."""
+        if self._verified is None or self._verified == self._known:
+            return
+        try:
+            write_private(self.root / "keys" / self.VERIFIED, json.dumps(sorted(self._verified)).encode())
+        except OSError:
+            return
+        self._known = set(self._verified)
 
     def node_dir(self, node: str) -> Path:
         return self.root / "keys" / node
@@ -128,9 +164,10 @@ class KeyStore:
     def public(self, node: str) -> PublicKeys:
         folder = self.node_dir(node)
         nk, pvk = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
-        node_pub = _pub_from_private(self._read(nk)["priv_key"]["value"], nk)
+        verified = self._verified_keys()
+        node_pub = _pub_from_private(self._read(nk)["priv_key"]["value"], nk, verified)
         pv = self._read(pvk)
-        val_pub = _pub_from_private(pv["priv_key"]["value"], pvk)
+        val_pub = _pub_from_private(pv["priv_key"]["value"], pvk, verified)
         return PublicKeys(node_id=_address(node_pub).hex(), validator_address=_address(val_pub).hex().upper(),
                           validator_pub_key=_b64(val_pub))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,19 @@ def run_gate(
     InvalidInput for bad policies, data or waivers, and whatever the engine raises when it cannot
     evaluate: the gate never passes on an evaluation it could not complete.
     """
-    files, metas = load_policy_set(policy_dirs, builtin_dir=builtin_dir)
+    files = collect_policies(policy_dirs, builtin_dir=builtin_dir)
     data = load_data_files(data_files)
-    waiver_list = load_waivers(waivers) if waivers is not None else []
-    result = engine.evaluate(modules_of(files), input_doc, data)
+    # The engine (an OPA server: another process, another core) evaluates while the policies' metadata
+    # and the waivers are read here; a problem with either still fails the gate.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(engine.evaluate, modules_of(files), input_doc, data)
+        try:
+            metas = _metadata(files)
+            waiver_list = load_waivers(waivers) if waivers is not None else []
+        except BaseException:
+            wait([pending])  # the policies' own problem is the one to report
+            raise
+        result = pending.result()
     rules = rules_by_id([*metas, *(WAIVER_RULES if waivers is not None else ())])
     findings = build_findings(result, rules, locate)
     outcome = apply_waivers(findings, waiver_list, today=today, environment=environment)

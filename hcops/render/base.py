@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import json
@@ -14,13 +13,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.resources import bundled
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_ENV = "HCOPS_TEMPLATES_DIR"
 NODE_UID = 10001  # the node image's user (images/cometbft)
@@ -151,33 +150,10 @@ def _emit(value: Any, indent: int, out: list[str]) -> None:
         out += (" ", to_json(value))
 
 
-class _Environment(jinja2.Environment):
-    """Templates read plain data: ``obj.key`` looks a dict key up first (no AttributeError round trip)."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
-
-
-@functools.lru_cache(maxsize=4)
-def _environment(folder: str) -> jinja2.Environment:
-    env = _Environment(
-        loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined, autoescape=False,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["tojson"] = to_json  # jinja's own tojson escapes for HTML
-    env.filters["yaml"] = to_yaml
-    env.filters["yaml_key"] = yaml_key
-    return env
-
-
 def template(name: str) -> jinja2.Template:
-    folder = templates_dir()
-    try:
-        return _environment(str(folder)).get_template(name)
-    except jinja2.TemplateNotFound:
-        hint = f"set {TEMPLATES_ENV} to the templates folder of an hcops checkout"
-        raise EnvironmentProblem(f"template {name} not found in {folder}", hint=hint) from None
+    from hcops.render.templating import load_template
+
+    return load_template(templates_dir(), name)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

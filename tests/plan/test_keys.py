@@ -83,3 +83,30 @@ def test_tampered_key_pair_is_rejected(tmp_path: Path) -> None:
 
 def test_initial_validator_state() -> None:
     assert json.loads(initial_validator_state()) == {"height": "0", "round": 0, "step": 0}
+
+
+def test_a_checked_key_is_not_derived_again_and_a_tampered_one_is(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = KeyStore(tmp_path / "net")
+    first = store.ensure("val-0")
+    store.save_verified()
+    record = tmp_path / "net" / "keys" / KeyStore.VERIFIED
+    assert mode(record) == 0o600
+    secrets = [json.loads((store.node_dir("val-0") / f).read_text())["priv_key"]["value"]
+               for f in (NODE_KEY, PRIV_VALIDATOR_KEY)]
+    assert not any(s in record.read_text() for s in secrets)
+
+    def no_derivation(_: bytes) -> None:
+        raise AssertionError("derived again")
+
+    monkeypatch.setattr(Ed25519PrivateKey, "from_private_bytes", no_derivation)
+    assert KeyStore(tmp_path / "net").public("val-0") == first
+    monkeypatch.undo()
+    path = store.node_dir("val-0") / NODE_KEY
+    doc = json.loads(path.read_text())
+    raw = bytearray(base64.b64decode(doc["priv_key"]["value"]))
+    raw[40] ^= 0xFF
+    doc["priv_key"]["value"] = base64.b64encode(bytes(raw)).decode()
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidInput, match="do not match"):
+        KeyStore(tmp_path / "net").public("val-0")
