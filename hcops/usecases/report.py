@@ -92,6 +92,6 @@ def write_report(
     s = doc["summary"]
     return ReportResult(
         out,
-        f"{s['verdict']}: {s['pass']} pass, {s['fail']} fail, {s['waived']} waived, "
+        f"{s['verdict']}: {s['pass']} pass, {s['fail']} fail, {s['warning']} warning, {s['waived']} waived, "
         f"{s['notCovered']} not covered of {s['controls']} controls",
     )

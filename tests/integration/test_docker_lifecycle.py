@@ -111,7 +111,10 @@ def test_status_reports_live_and_audit_facts(module_network: TestNetwork) -> Non
             c["labels"])
         assert c["env_names"] == sorted(c["env_names"]) and not any("KEY" in e for e in c["env_names"])
         r = n["facts"]["rpc"]
-        assert r["chain_id"] == "rhn-1" and len(r["peers"]) == 4 and len(r["validators"]) == 4
+        assert r["chain_id"] == "rhn-1" and len(r["peers"]) == 4
+    chain = doc["facts"]["chain"]  # read once per observation, from the highest node in sync
+    assert chain["source"] in by_name and len(chain["validators"]) == 4
+    assert chain["commits"] and all(len(c["signers"]) >= 3 for c in chain["commits"])
     text = json.dumps(doc)
     assert "priv_key" not in text
 
