@@ -143,7 +143,8 @@ NOTES = """\
 - load = `load_spec`, plan = `build_plan`, render = `render_targets` of docker, kubernetes and ansible into
   an empty folder on this VM's disk (ext4, shared with other builds); render CPU = user + system time of the
   process, writer threads included; re-render = the same into the populated folder (files compared, none
-  rewritten); render to tmpfs = the same render into /dev/shm; input = `hcops.policy.input.build_input`.
+  rewritten); render to tmpfs = the same render into /dev/shm; input = `hcops.policy.input.build_input` (the
+  provider's manifests: Docker for these specs).
 - Peers: above 24 nodes each node lists a bounded set of persistent peers (hcops/plan/topology.py: the
   validator mesh while there are at most 24 validators, plus nodes 1, 2, 4, ... places ahead), 13 to 22
   per node at 5,000 nodes. A full mesh would be O(n^2): about 300 KB of config.toml per node and 1.5 GB
