@@ -10,11 +10,11 @@ Usage: python bench/audit.py [--sizes 4,8,16,32] [--block-interval 3s] [--window
 Needs the Docker engine and the node image (scripts/bootstrap docker image). Everything it creates is
 removed at the end.
 
-The nodes peer in a full mesh, so a network of N containers holds about N x (N + 1) ARP entries, and the
-kernel's neighbour table is shared by all network namespaces: past net.ipv4.neigh.default.gc_thresh3
-(1024 by default, about 31 nodes) it overflows ("neighbor table overflow" in dmesg) and packets to the
-nodes are dropped, which shows as RPC timeouts. The limit is recorded and a network that exceeds it is
-flagged.
+Every node holds an ARP entry for each node it is connected to (dialed or dialing in; a full mesh up to
+24 nodes, the plan's bounded peer set above) and one for the gateway, and the kernel's neighbour table
+is shared by all network namespaces: past net.ipv4.neigh.default.gc_thresh3 (1024 by default;
+scripts/bootstrap raises it) it overflows ("neighbor table overflow" in dmesg) and packets to the nodes
+are dropped, which shows as RPC timeouts. The limit is recorded and a network that exceeds it is flagged.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hcops.plan.desired import build_plan
 from hcops.providers.rpc import RpcClient
+from hcops.spec.loader import load_spec
 from hcops.usecases.audit import AuditOptions, make_auditor
 
 ORGS = (("st-mary", "provider"), ("northside", "provider"), ("bluecross", "payer"), ("cityrx", "pharmacy"))
@@ -107,6 +109,12 @@ class Network:
         self.spec = root / "network.yaml"
         self.spec.write_text(spec_text(self.name, nodes, self.port_base, subnet, interval))
         self.state = root / "state"
+
+    def arp_entries(self) -> int:
+        """About how many neighbour entries the network's containers hold: connections both ways + gateway."""
+        plan = build_plan(load_spec(self.spec), self.state)
+        links = {frozenset((n.name, p.name)) for n in plan.nodes for p in plan.topology.peers(n)}
+        return 2 * len(links) + len(plan.nodes)
 
     def args(self) -> list[str]:
         return ["-f", str(self.spec), "--state-dir", str(self.state)]
@@ -207,8 +215,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hcops-bench-audit-") as tmp:
         for n in [int(x) for x in args.sizes.split(",")]:
             net = Network(Path(tmp) / str(n), n, args.block_interval)
-            if limit is not None and n * (n + 1) > limit:
-                print(f"{n:>3} nodes: about {n * (n + 1)} ARP entries exceed gc_thresh3={limit}; "
+            entries = net.arp_entries()
+            if limit is not None and entries > limit:
+                print(f"{n:>3} nodes: about {entries} ARP entries exceed gc_thresh3={limit}; "
                       "expect dropped packets (RPC timeouts)", flush=True)
             try:
                 up = net.up()
