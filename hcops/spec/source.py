@@ -235,7 +235,12 @@ class _Builder:
     def _scalar(self, node: Node) -> Any:
         tag, text = node.tag, node.value
         if tag == _PLAIN:
-            return _resolve_plain(text)
+            try:
+                return _resolve_plain(text)
+            except ValueError as exc:  # looks like a number or a date but is not one (0b_, 2026-13-45)
+                self.problems.append(Diagnostic(f"invalid YAML: {text!r} is not a valid number or date ({exc}); "
+                                                "quote it if it is meant as text", location=self.at(node)))
+                return text
         if tag == _STR:
             return text
         try:

@@ -115,3 +115,11 @@ def test_lone_surrogate_escapes_are_invalid_yaml_not_a_crash_later() -> None:
         parse_yaml('cors: ["https://a\\udc80.example"]\n', "f.yaml")
     (d,) = info.value.diagnostics
     assert d.location is not None and d.location.line == 1 and "invalid YAML" in d.message
+
+
+@pytest.mark.parametrize("scalar", ["0b_", "+0x_", "2026-13-45", "2026-02-30 25:61:00"])
+def test_impossible_numbers_and_dates_are_errors_with_position(scalar: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_yaml(f"a: 1\nk: {scalar}\n", "f.yaml")
+    (d,) = info.value.diagnostics
+    assert d.location == Location("f.yaml", 2, 4) and "quote it" in d.message
