@@ -62,6 +62,8 @@ def run(func: Callable[..., int | None]) -> Callable[..., int | None]:
                 output.diagnostics(exc.diagnostics)
                 n = sum(1 for d in exc.diagnostics if d.severity == "error")
                 output.text(f"{n} error(s)", err=True)
+                if exc.hint:
+                    output.text(f"hint: {exc.hint}", err=True)
             else:
                 output.error(exc.message, exc.hint)
             raise SystemExit(exc.exit_code) from None

@@ -346,3 +346,20 @@ def test_apply_skip_gate_needs_a_reason(capsys: pytest.CaptureFixture[str], exam
     r = run_cli(capsys, "apply", "-f", str(example), "--state-dir", str(tmp_path / "st"), "--yes", *extra)
     assert r.code == 2 and "--reason" in r.err
     assert fake.applied == []
+
+
+def test_an_engine_limit_is_reported_with_its_hint(capsys: pytest.CaptureFixture[str], example: Path,
+                                                   tmp_path: Path) -> None:
+    policies = tmp_path / "unsupported"
+    policies.mkdir()
+    (policies / "net.rego").write_text(textwrap.dedent("""\
+        package custom.net
+
+        import rego.v1
+
+        deny contains "inside" if net.cidr_contains("10.0.0.0/8", "10.1.2.3")
+    """))
+    r = check(capsys, example, tmp_path, "--policy", str(policies))
+    assert r.code == 2
+    assert "net.rego:5:" in r.err and "hint: " in r.err and "--opa-url" in r.err
+    assert "Traceback" not in r.err

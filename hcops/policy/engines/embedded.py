@@ -222,8 +222,11 @@ class EmbeddedEngine:
             _rs.rego_free_output(out)
         if not ok:
             detail = "; ".join(f"{m} ({c})" if c else m for m, c in errors) or "unknown error"
+            limit = any("statement count" in m for m, _ in errors)
             raise EmbeddedError(f"policy evaluation failed: {detail}",
-                                [Diagnostic(f"{m} [{c}]" if c else m) for m, c in errors])
+                                [Diagnostic(f"{m} [{c}]" if c else m) for m, c in errors],
+                                hint="the embedded engine stops at a fixed number of statements; evaluate large "
+                                     "networks with an OPA server (--opa-url)" if limit else None)
         if text.strip() == "undefined":
             return False, None
         try:
