@@ -85,9 +85,6 @@ class NetworkPlan:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-kube_host = cometbft.kube_host
-
-
 def default_subnet(network: str) -> str:
     """A /16 in 10.100-199.x chosen from the name, so that renders are stable without any lookup."""
     return f"10.{100 + zlib.crc32(network.encode()) % 100}.0.0/16"

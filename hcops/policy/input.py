@@ -28,7 +28,6 @@ def _image_ref(image: str) -> dict[str, Any]:
 
 
 ManifestScope = Literal["provider", "all"]
-MANIFEST_SCOPES: tuple[ManifestScope, ...] = ("provider", "all")
 _PROVIDER_TARGETS = {"docker": ("docker",), "kubernetes": ("kubernetes",), "ansible": ("docker", "kubernetes")}
 
 

@@ -68,15 +68,19 @@ def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
         store.public("val-0")
 
 
-def test_tampered_key_pair_is_rejected(tmp_path: Path) -> None:
-    store = KeyStore(tmp_path / "net")
-    store.ensure("val-0")
-    path = store.node_dir("val-0") / NODE_KEY
+def tamper(path: Path) -> None:
+    """Flip a bit of the embedded public half, so that it no longer matches the seed."""
     doc = json.loads(path.read_text())
     raw = bytearray(base64.b64decode(doc["priv_key"]["value"]))
     raw[40] ^= 0xFF
     doc["priv_key"]["value"] = base64.b64encode(bytes(raw)).decode()
     path.write_text(json.dumps(doc))
+
+
+def test_tampered_key_pair_is_rejected(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "net")
+    store.ensure("val-0")
+    tamper(store.node_dir("val-0") / NODE_KEY)
     with pytest.raises(InvalidInput, match="do not match"):
         store.public("val-0")
 
@@ -102,11 +106,6 @@ def test_a_checked_key_is_not_derived_again_and_a_tampered_one_is(tmp_path: Path
     monkeypatch.setattr(Ed25519PrivateKey, "from_private_bytes", no_derivation)
     assert KeyStore(tmp_path / "net").public("val-0") == first
     monkeypatch.undo()
-    path = store.node_dir("val-0") / NODE_KEY
-    doc = json.loads(path.read_text())
-    raw = bytearray(base64.b64decode(doc["priv_key"]["value"]))
-    raw[40] ^= 0xFF
-    doc["priv_key"]["value"] = base64.b64encode(bytes(raw)).decode()
-    path.write_text(json.dumps(doc))
+    tamper(store.node_dir("val-0") / NODE_KEY)
     with pytest.raises(InvalidInput, match="do not match"):
         KeyStore(tmp_path / "net").public("val-0")
