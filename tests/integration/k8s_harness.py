@@ -44,7 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from hcops.plan.desired import NetworkPlan, build_plan
 from hcops.spec.loader import load_spec
-from tests.integration.requirements import binary, cache_dir, missing
+from tests.integration.requirements import binary, cache_dir, missing, unavailable
 
 COMPONENT = "kube"
 SERVICE_CIDR = "10.96.0.0/24"
@@ -557,13 +557,11 @@ NODE_READY_TIMEOUT = 120.0
 
 def node_binaries() -> dict[str, Path]:
     """What a node needs. The full-cluster case starts pods, needs root and takes a minute, so a developer
-    opts in with ``HCOPS_K8S_NODE=1`` (``make test`` does). Once opted in, a missing piece fails under
-    CI=true and skips elsewhere; ``scripts/bootstrap kube-node`` installs the pieces."""
+    opts in with ``HCOPS_K8S_NODE=1`` (``make test`` does; under CI=true not opting in fails). Once opted
+    in, a missing piece fails under CI=true and skips elsewhere; ``scripts/bootstrap kube-node`` installs the pieces."""
     if os.environ.get(NODE_OPT_IN) != "1":
-        pytest.skip(
-            f"the full-cluster Kubernetes tests run with {NODE_OPT_IN}=1 "
-            f"(after `scripts/bootstrap {NODE_COMPONENT}`)"
-        )
+        unavailable(f"the full-cluster Kubernetes tests run with {NODE_OPT_IN}=1 "
+                    f"(after `scripts/bootstrap {NODE_COMPONENT}`)")
     found: dict[str, Path] = {}
     lacking: list[str] = []
     for name in ("kubelet", "pause"):
