@@ -19,6 +19,7 @@ import click
 
 from hcops import __version__, output
 from hcops.errors import ExitCode, HcopsError, InvalidInput
+from hcops.policy.engines.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, EngineLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,7 +62,7 @@ def run(func: Callable[..., int | None]) -> Callable[..., int | None]:
             if exc.diagnostics:
                 output.diagnostics(exc.diagnostics)
                 n = sum(1 for d in exc.diagnostics if d.severity == "error")
-                output.text(f"{n} error(s)", err=True)
+                output.text(f"{n} error(s): {exc.message}" if exc.message else f"{n} error(s)", err=True)
                 if exc.hint:
                     output.text(f"hint: {exc.hint}", err=True)
             else:
@@ -192,9 +193,28 @@ def _gate_options(func: F) -> F:
         click.option("--manifests", type=click.Choice(["provider", "all"]), default="provider", show_default=True,
                      help="Rendered manifests in the policy input: those of spec.provider.type (what apply "
                           "creates) or every target (what render writes)."),
+        click.option("--engine-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
+                     envvar="HCOPS_ENGINE_TIMEOUT", show_default=True, metavar="SECONDS",
+                     help="The embedded engine's time limit for one evaluation (the gate fails past it)."),
+        click.option("--engine-memory", type=click.IntRange(min=64), default=DEFAULT_MEMORY_MB,
+                     envvar="HCOPS_ENGINE_MEMORY_MB", show_default=True, metavar="MB",
+                     help="The embedded engine's memory limit for one evaluation (the gate fails past it)."),
     ]):
         func = option(func)
     return func
+
+
+def _pack_words(pack: Any) -> str:
+    """The built-in pack a gate evaluated, for the verdict line."""
+    if pack is None:
+        return ""
+    return f"; pack {pack.digest[:12]}{'' if pack.shipped else ' (not the shipped pack)'}, {pack.total} rules"
+
+
+def _warn_pack(pack: Any) -> None:
+    if pack is not None and not pack.shipped:
+        output.text(f"warning: the built-in policy pack evaluated (digest {pack.digest[:12]}) is not the one "
+                    "shipped with this hcops (HCOPS_POLICY_DIR); the run is recorded with its digest", err=True)
 
 
 def _gate_recording(recording: Any) -> None:
@@ -271,7 +291,8 @@ def plan_command(spec_file: Path, environment: str | None, state_dir: Path | Non
 def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
                   prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
                   data_files: tuple[Path, ...], waivers: Path | None, strict: bool, opa_url: str | None,
-                  manifests: str, skip_gate: bool, reason: str | None, fmt: str) -> int:
+                  manifests: str, engine_timeout: float, engine_memory: int, skip_gate: bool, reason: str | None,
+                  fmt: str) -> int:
     """Create or update the network so that it matches the spec, then wait until every validator signs.
 
     The policy gate (as `hcops check`) runs first; on a deny finding nothing is touched (exit 1).
@@ -287,12 +308,14 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
         raise InvalidInput('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
     gate_options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                                 data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
-                                manifests="all" if manifests == "all" else "provider")
+                                manifests="all" if manifests == "all" else "provider",
+                                engine_limits=EngineLimits(engine_timeout, engine_memory))
 
     def gate_report(report: Any, recording: Any) -> None:
         from hcops.policy import formats
 
         _gate_recording(recording)
+        _warn_pack(report.pack)
         if not report.passed:
             output.wide_table(formats.findings_table(report, show_waived=False))
         s = report.summary
@@ -413,7 +436,8 @@ def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | 
 @run
 def check_command(spec_file: Path, environment: str | None, state_dir: Path | None,
                   policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None,
-                  strict: bool, opa_url: str | None, manifests: str, fmt: str, output_file: Path | None) -> int:
+                  strict: bool, opa_url: str | None, manifests: str, engine_timeout: float, engine_memory: int,
+                  fmt: str, output_file: Path | None) -> int:
     """Gate a release on the HIPAA policies: spec + rendered manifests against the Rego policy pack.
 
     Exit 0 when no deny finding is left after waivers, 1 when one is (or a warning with --strict),
@@ -424,10 +448,12 @@ def check_command(spec_file: Path, environment: str | None, state_dir: Path | No
 
     options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                            data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
-                           manifests="all" if manifests == "all" else "provider")
+                           manifests="all" if manifests == "all" else "provider",
+                           engine_limits=EngineLimits(engine_timeout, engine_memory))
     outcome = check(spec_file, options)
     report = outcome.report
     _gate_recording(outcome.recording)
+    _warn_pack(report.pack)
     if fmt == "table":
         if output_file is not None:
             from rich.console import Console
@@ -440,7 +466,8 @@ def check_command(spec_file: Path, environment: str | None, state_dir: Path | No
         s = report.summary
         output.text(f"{spec_file}{f' (env {environment})' if environment else ''}: gate "
                     f"{'passed' if report.passed else 'FAILED'} ({s.deny} deny, {s.warn} warn, "
-                    f"{s.waived} waived{', strict' if strict else ''}; engine {report.engine})")
+                    f"{s.waived} waived{', strict' if strict else ''}; engine {report.engine}"
+                    f"{_pack_words(report.pack)})")
     else:
         text = formats.render(report, fmt)
         if output_file is not None:

@@ -271,6 +271,7 @@ def record_gate_run(
     command: str = "check",
     spec_hash: str | None = None,
     skipped_reason: str | None = None,
+    pack: Mapping[str, Any] | None = None,
 ) -> Record:
     """For the gate and ``apply``: record one gate run, or (``skipped_reason``) a ``--skip-gate``."""
     body: dict[str, Any] = {
@@ -283,6 +284,8 @@ def record_gate_run(
         "findings": [dict(f) for f in findings],
         "waived": [dict(w) for w in waived],
     }
+    if pack is not None:  # the built-in pack's digest and rules evaluated per package
+        body["pack"] = dict(pack)
     kind = "gate_run"
     if skipped_reason is not None:
         kind = "gate_skipped"

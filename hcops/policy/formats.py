@@ -53,6 +53,8 @@ def to_json(report: GateReport) -> str:
         "summary": report.summary.to_dict(),
         "findings": [f.to_dict() for f in report.findings],
         "waived": [w.to_dict() for w in report.waived],
+        "engine": report.engine,
+        **({"pack": report.pack.to_dict()} if report.pack else {}),
     }
     return _pretty(doc)
 
@@ -162,6 +164,7 @@ def to_sarif(report: GateReport, *, cwd: Path | None = None) -> str:
                 "summary": report.summary.to_dict(),
                 "engine": report.engine,
                 **({"environment": report.environment} if report.environment else {}),
+                **({"pack": report.pack.to_dict()} if report.pack else {}),
             },
         }],
     }

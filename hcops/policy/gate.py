@@ -14,6 +14,7 @@ from hcops.policy.engines.base import Engine, TestResult
 from hcops.policy.findings import Finding, build_findings, sort_findings
 from hcops.policy.metadata import RuleMeta, collect_metadata, rules_by_id
 from hcops.policy.regosrc import scan
+from hcops.policy.seal import PackManifest, PackSeal, check_user_policies, seal
 from hcops.policy.sources import (
     PolicyFile,
     builtin_policy_dir,
@@ -45,6 +46,7 @@ class GateReport:
     environment: str | None = None
     engine: str = ""
     policy_files: tuple[str, ...] = field(default=())
+    pack: PackSeal | None = None  # what was evaluated of the built-in pack
 
     @property
     def deny(self) -> tuple[Finding, ...]:
@@ -95,14 +97,20 @@ def run_gate(
     environment: str | None,
     strict: bool = False,
     today: dt.date | None = None,
+    expected: PackManifest | None = None,
 ) -> GateReport:
     """Evaluate the built-in pack (without ``runtime/``) and the user policies on ``input_doc``.
 
     Passes when no deny finding is left after waivers (with ``strict``, no warn either). Raises
     InvalidInput for bad policies, data or waivers, and whatever the engine raises when it cannot
     evaluate: the gate never passes on an evaluation it could not complete.
+
+    Sealed (hcops.policy.seal): user policies and data cannot reach into the built-in packages, and a
+    run that evaluated no built-in rule, or less of the pack than ``expected`` (the shipped pack's
+    manifest), fails closed.
     """
     files = collect_policies(policy_dirs, builtin_dir=builtin_dir)
+    check_user_policies(files)
     data = load_data_files(data_files)
     # The engine (an OPA server: another process, another core) evaluates while the policies' metadata
     # and the waivers are read here; a problem with either still fails the gate.
@@ -112,9 +120,13 @@ def run_gate(
             metas = _metadata(files)
             waiver_list = load_waivers(waivers) if waivers is not None else []
         except BaseException:
-            wait([pending])  # the policies' own problem is the one to report
+            engine.cancel()  # the policies' own problem is the one to report
+            wait([pending])
             raise
         result = pending.result()
+    pack = seal(files, metas, (p.package for p in result.packages), builtin_dir=builtin_dir,
+                expected=expected.gate if expected else None,
+                expected_digest=expected.gate_digest if expected else None)
     rules = rules_by_id([*metas, *(WAIVER_RULES if waivers is not None else ())])
     findings = build_findings(result, rules, locate)
     outcome = apply_waivers(findings, waiver_list, today=today, environment=environment)
@@ -136,6 +148,7 @@ def run_gate(
         environment=environment,
         engine=engine.name,
         policy_files=tuple(f.name for f in files),
+        pack=pack,
     )
 
 
@@ -149,4 +162,5 @@ def run_policy_tests(
     """Run the ``test_*`` rules of every ``*_test.rego`` (built-in pack, runtime included, and user
     directories) with ``engine``."""
     files = collect_policies(policy_dirs, builtin_dir=builtin_dir, include_tests=True, include_runtime=True)
+    check_user_policies(files)
     return engine.run_tests(modules_of(files), load_data_files(data_files))

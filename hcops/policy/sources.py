@@ -15,6 +15,9 @@ from hcops.spec.source import parse_yaml
 
 ENV_POLICY_DIR = "HCOPS_POLICY_DIR"
 RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
+# data.hcops.* holds the built-in pack; the other two are the engines' entry module and the OPA
+# server's record of the uploaded pack (hcops.policy.engines). Users cannot write under them.
+RESERVED_ROOTS = frozenset({"hcops", "hcops_engine_entry", "hcops_engine_pack"})
 
 
 def builtin_policy_dir() -> Path:
@@ -128,6 +131,7 @@ def load_data_files(paths: Sequence[Path]) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read data file {name}: {exc}") from exc
         doc: Any
+        where: Any = None
         if Path(path).suffix.lower() == ".json":
             try:
                 doc = json.loads(text)
@@ -136,7 +140,7 @@ def load_data_files(paths: Sequence[Path]) -> dict[str, Any]:
                     Diagnostic(exc.msg, location=Location(name, exc.lineno, exc.colno))]) from exc
         else:
             try:
-                doc, _ = parse_yaml(text, name, what="data file")
+                doc, where = parse_yaml(text, name, what="data file")
             except InvalidInput as exc:
                 raise InvalidInput("malformed YAML data file", exc.diagnostics) from None
         if doc is None:
@@ -144,6 +148,15 @@ def load_data_files(paths: Sequence[Path]) -> dict[str, Any]:
         if not isinstance(doc, Mapping):
             raise InvalidInput("a data file must hold a mapping", [
                 Diagnostic("expected a mapping at the top level", location=Location(name, 1))])
+        reserved = sorted(str(k) for k in doc if k in RESERVED_ROOTS)
+        if reserved:
+            # Rego merges data into the same tree as the policies: data.hcops.* would override the
+            # built-in rules and helpers.
+            raise InvalidInput("policy data reaches into the built-in policy pack", [
+                Diagnostic(f"data.{k} is reserved for the built-in policy pack; put your data under a key of "
+                           "your own (for example `acme:`)", path=k,
+                           location=(where.locate((k,), key=True) if where else None) or Location(name, 1))
+                for k in reserved])
         _merge(merged, doc, name, "", diags)
     if diags:
         raise InvalidInput("conflicting policy data", diags)

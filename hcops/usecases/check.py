@@ -22,8 +22,10 @@ from hcops.errors import CheckFailed, HcopsError, InvalidInput
 from hcops.plan.desired import NetworkPlan, build_plan
 from hcops.policy.engines import make_engine
 from hcops.policy.engines.base import TestResult
+from hcops.policy.engines.limits import EngineLimits
 from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.metadata import RuleMeta
+from hcops.policy.seal import load_manifest
 from hcops.policy.sources import builtin_policy_dir
 from hcops.spec.loader import load_spec
 
@@ -42,6 +44,7 @@ class CheckOptions:
     opa_url: str | None = None
     manifests: ManifestScope = "provider"  # which rendered manifests the policies see (hcops.policy.input)
     record: bool = True  # append the gate run to the network's audit log (best effort)
+    engine_limits: EngineLimits | None = None  # the embedded engine's time and memory limits
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
     from hcops.policy.input import build_input
 
     _validate_paths(options)
-    engine = make_engine(options.opa_url)
+    engine = make_engine(options.opa_url, limits=options.engine_limits)
     try:
         return run_gate(
             build_input(plan, options.manifests),
@@ -91,11 +94,10 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
             locate=plan.loaded.locate,
             environment=options.environment,
             strict=options.strict,
+            expected=load_manifest(),
         )
     finally:
-        close = getattr(engine, "close", None)
-        if callable(close):
-            close()
+        engine.close()
 
 
 def _audit_path(plan: NetworkPlan, state_dir: Path | None) -> Path:
@@ -125,6 +127,7 @@ def record(plan: NetworkPlan, report: GateReport | None, options: CheckOptions, 
             command=command,
             spec_hash=plan.spec_hash(),
             skipped_reason=skipped_reason,
+            pack=report.pack.to_dict() if report and report.pack else None,
         )
     except (HcopsError, OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
@@ -204,9 +207,7 @@ def policy_tests(dirs: Sequence[Path] = (), *, opa_url: str | None = None,
     try:
         return run_policy_tests(dirs, builtin_dir=builtin_policy_dir() if builtin else None, engine=engine)
     finally:
-        close = getattr(engine, "close", None)
-        if callable(close):
-            close()
+        engine.close()
 
 
 def rules(dirs: Sequence[Path] = ()) -> list[RuleMeta]:

@@ -53,7 +53,8 @@ def report(violating: dict[str, Any], locate: Locate, tmp_path: Path) -> GateRep
 
 def test_json_shape(report: GateReport) -> None:
     doc = json.loads(render(report, "json"))
-    assert list(doc) == ["passed", "summary", "findings", "waived"]
+    assert list(doc) == ["passed", "summary", "findings", "waived", "engine", "pack"]
+    assert doc["pack"]["rulesEvaluated"] == {"hcops.fixture.access": 3} and len(doc["pack"]["digest"]) == 64
     assert doc["passed"] is False
     assert doc["summary"] == {"deny": 3, "warn": 2, "waived": 1}
     keys = ["id", "severity", "level", "control", "hipaa", "resource", "message", "remediation", "location"]

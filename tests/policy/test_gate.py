@@ -102,7 +102,7 @@ def test_gate_fails_closed_on_unsupported_builtin(violating: dict[str, Any], loc
 
 def test_builtin_pack_without_metadata_is_invalid(compliant: dict[str, Any], locate: Locate,
                                                   tmp_path: Path) -> None:
-    (tmp_path / "p.rego").write_text("package hcops.bad\n\nimport rego.v1\n\nwarn contains 1\n")
+    (tmp_path / "p.rego").write_text("package fixture.bad\n\nimport rego.v1\n\nwarn contains 1\n")
     with pytest.raises(InvalidInput) as err:
         gate(compliant, locate, builtin_dir=tmp_path)
     assert err.value.diagnostics[0].location.line == 5  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from hcops.lazy import lazy_attributes
 from hcops.policy.engines.base import Engine, EngineResult, PackageResult, TestResult
+from hcops.policy.engines.limits import EngineLimits
 
 if TYPE_CHECKING:
     from hcops.policy.engines.embedded import EmbeddedEngine, EmbeddedError
@@ -26,8 +27,10 @@ _EXPORTS = {
 __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
-def make_engine(opa_url: str | None = None, *, timeout: float = 30.0) -> Engine:
-    """The OPA server engine for ``opa_url`` (or env ``HCOPS_OPA_URL``), else the embedded one."""
+def make_engine(opa_url: str | None = None, *, timeout: float = 30.0,
+                limits: EngineLimits | None = None) -> Engine:
+    """The OPA server engine for ``opa_url`` (or env ``HCOPS_OPA_URL``), else the embedded one (under
+    ``limits``)."""
     url = opa_url or os.environ.get(ENV_URL, "").strip()
     if url:
         from hcops.policy.engines.opa_server import OpaServerEngine
@@ -35,7 +38,7 @@ def make_engine(opa_url: str | None = None, *, timeout: float = 30.0) -> Engine:
         return OpaServerEngine(url, timeout=timeout)
     from hcops.policy.engines.embedded import EmbeddedEngine
 
-    return EmbeddedEngine()
+    return EmbeddedEngine(limits)
 
 
 __all__ = [

@@ -104,6 +104,14 @@ class Engine(Protocol):
 
     def run_tests(self, modules: Mapping[str, str], data: dict[str, Any]) -> list[TestResult]: ...
 
+    def cancel(self) -> None:
+        """Stop an evaluation under way in another thread, where the engine can."""
+        ...
+
+    def close(self) -> None:
+        """Release what the engine holds (connections, processes)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Analysis:

@@ -8,8 +8,10 @@ otherwise only notice when the call is reached) raises instead of yielding fewer
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +34,7 @@ from hcops.policy.engines.base import (
     run_test_cases,
     verdict_of_test,
 )
+from hcops.policy.engines.limits import EngineLimits, run_limited
 from hcops.policy.regosrc import offset_to_position, rego_ref
 
 try:  # the low-level API gives error details that regopy.Output hides
@@ -117,9 +120,21 @@ def _node_errors(node: Any) -> list[tuple[str, str]]:
 
 
 class EmbeddedEngine:
-    """Evaluates with regopy; one interpreter and one query per evaluation."""
+    """Evaluates with regopy; one interpreter and one query per evaluation, in a child process under
+    time and memory limits (hcops.policy.engines.limits)."""
 
     name = "embedded"
+
+    def __init__(self, limits: EngineLimits | None = None) -> None:
+        self.limits = limits or EngineLimits()
+        self._cancelled = threading.Event()
+
+    def close(self) -> None:
+        """Nothing is kept between evaluations."""
+
+    def cancel(self) -> None:
+        """Stop an evaluation under way in another thread (its caller gets an InvalidInput)."""
+        self._cancelled.set()
 
     # ------------------------------------------------------------------ setup
     def _interpreter(self, modules: Mapping[str, str], data: Mapping[str, Any]) -> regopy.Interpreter:
@@ -250,24 +265,35 @@ class EmbeddedEngine:
         policy = {k: v for k, v in modules.items() if not k.endswith("_test.rego")}
         analysis = analyse(policy)
         policy[ENTRY_FILENAME] = entry_module(analysis)
-        interp = self._interpreter(policy, data)
-        self._check_builtins(interp, analysis)
-        self._set_input(interp, input)
-        defined, value = self._query(interp, f"x := data.{ENTRY_PACKAGE}.{ENTRY_RULE}")
-        if not defined:
-            raise EmbeddedError("policy evaluation returned no result")
+
+        def work() -> Any:
+            interp = self._interpreter(policy, data)
+            self._check_builtins(interp, analysis)
+            self._set_input(interp, input)
+            defined, value = self._query(interp, f"x := data.{ENTRY_PACKAGE}.{ENTRY_RULE}")
+            if not defined:
+                raise EmbeddedError("policy evaluation returned no result")
+            return value
+
+        value = run_limited(work, self.limits, what="policy evaluation", classes={"EmbeddedError": EmbeddedError},
+                            cancelled=self._cancelled)
         return parse_entry_result(self.name, analysis, value)
 
     def run_tests(self, modules: Mapping[str, str], data: dict[str, Any]) -> list[TestResult]:
         analysis = analyse(modules)
-        interp = self._interpreter(modules, data)
-        self._check_builtins(interp, analysis)
 
-        def query(case: TestCase) -> tuple[TestStatus, str]:
-            try:
-                defined, value = self._query(interp, f"x := {rego_ref(case.segments)}.{case.name}")
-            except InvalidInput as exc:
-                return "error", exc.message
-            return verdict_of_test(defined, value)
+        def work() -> list[dict[str, Any]]:
+            interp = self._interpreter(modules, data)
+            self._check_builtins(interp, analysis)
 
-        return run_test_cases(discover_tests(analysis), query)
+            def query(case: TestCase) -> tuple[TestStatus, str]:
+                try:
+                    defined, value = self._query(interp, f"x := {rego_ref(case.segments)}.{case.name}")
+                except InvalidInput as exc:
+                    return "error", exc.message
+                return verdict_of_test(defined, value)
+
+            return [dataclasses.asdict(r) for r in run_test_cases(discover_tests(analysis), query)]
+
+        done = run_limited(work, self.limits, what="the policy tests", classes={"EmbeddedError": EmbeddedError})
+        return [TestResult(**r) for r in done]

@@ -93,6 +93,9 @@ class OpaServerEngine:
                                   retries=0, token=self._token)
         return self._opa
 
+    def cancel(self) -> None:
+        """The server's evaluation ends at the request timeout; nothing to stop here."""
+
     def close(self) -> None:
         if self._opa is not None:
             self._opa.close_connection()
