@@ -14,6 +14,7 @@ from hcops.policy.engines.base import Engine
 from hcops.policy.findings import Finding, build_findings, sort_findings
 from hcops.policy.gate import GateReport, Summary, load_policy_set
 from hcops.policy.metadata import RuleMeta, rules_by_id
+from hcops.policy.seal import PackManifest, load_manifest, seal
 from hcops.policy.sources import RUNTIME_DIR, PolicyFile, builtin_policy_dir, modules_of
 from hcops.policy.waivers import WAIVER_UNUSED, Waiver, apply_waivers
 
@@ -29,6 +30,8 @@ def runtime_policy_dir() -> Path:
 class RuntimePack:
     files: tuple[PolicyFile, ...]
     rules: Mapping[str, RuleMeta]
+    root: Path | None = None
+    expected: PackManifest | None = None  # the shipped pack, when this is the installed runtime pack
 
     @property
     def modules(self) -> dict[str, str]:
@@ -40,7 +43,7 @@ def load_runtime_pack(directory: Path | None = None) -> RuntimePack:
     if not root.is_dir():
         raise InvalidInput(f"runtime policy directory not found: {root}")
     files, metas = load_policy_set(builtin_dir=root)
-    return RuntimePack(tuple(files), rules_by_id(metas))
+    return RuntimePack(tuple(files), rules_by_id(metas), root, load_manifest() if directory is None else None)
 
 
 def at_or_above(f: Finding, fail_on: str) -> bool:
@@ -62,6 +65,9 @@ def evaluate(
     ``fail_on``. Waivers shared with the gate apply; a waiver matching no runtime finding is not
     reported here (it may well match a gate finding)."""
     result = engine.evaluate(pack.modules, facts, {})
+    sealed = seal(pack.files, list(pack.rules.values()), (p.package for p in result.packages),
+                  builtin_dir=pack.root or Path("."), expected=pack.expected.runtime if pack.expected else None,
+                  expected_digest=pack.expected.runtime_digest if pack.expected else None)
     findings = build_findings(result, pack.rules, locate)
     outcome = apply_waivers(findings, list(waivers), today=today, environment=environment)
     open_findings = sort_findings(f for f in outcome.findings if f.id != WAIVER_UNUSED)
@@ -80,4 +86,5 @@ def evaluate(
         environment=environment,
         engine=engine.name,
         policy_files=tuple(f.name for f in pack.files),
+        pack=sealed,
     )

@@ -242,6 +242,7 @@ class Auditor:
             "passed": report.passed,
             "failOn": self.settings.fail_on,
             "engine": report.engine,
+            **({"pack": report.pack.to_dict()} if report.pack else {}),
             "summary": {**report.summary.to_dict(), "bySeverity": by_sev},
             "findings": list(findings),
             "waived": [w.to_dict() for w in report.waived],

@@ -167,20 +167,15 @@ def seal(
 
 
 def build_manifest(root: Path) -> dict[str, Any]:
-    """The manifest of the pack at ``root`` (what ``policies/pack.json`` must hold)."""
+    """The manifest of the pack at ``root`` (what ``policies/pack.json`` must hold); the runtime part is
+    digested relative to ``runtime/``, as the audit loads it."""
     from hcops.policy.gate import load_policy_set
-    from hcops.policy.sources import collect_policies
 
     out: dict[str, Any] = {}
-    for part, include_runtime in (("gate", False), ("runtime", True)):
-        files, metas = load_policy_set(builtin_dir=root, include_runtime=include_runtime)
-        if part == "runtime":
-            files = [f for f in collect_policies(builtin_dir=root, include_runtime=True)
-                     if _rel(f.path, root).startswith(RUNTIME_DIR + "/")]
-            files_names = {f.name for f in files}
-            metas = [m for m in metas if m.file in files_names]
+    for part, base in (("gate", root), ("runtime", root / RUNTIME_DIR)):
+        files, metas = load_policy_set(builtin_dir=base)
         names = {f.name for f in files}
-        out[part] = {"digest": pack_digest(files, root), "packages": rules_per_package(metas, names)}
+        out[part] = {"digest": pack_digest(files, base), "packages": rules_per_package(metas, names)}
     return out
 
 
