@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from hcops.errors import EnvironmentProblem
+from hcops.fsutil import private_dir, read_file, symlink_refused, write_private
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
@@ -67,11 +67,12 @@ class StateStore:
         self.path = folder / STATE_FILE
 
     def load(self, network: str, provider: str) -> NetworkState:
-        try:
-            return NetworkState.from_json(self.path.read_text())
-        except FileNotFoundError:
+        data = read_file(self.path)  # never through a link (refused), like everything in the state folder
+        if data is None:
             return NetworkState(network=network, provider=provider)
-        except (ValueError, TypeError) as exc:
+        try:
+            return NetworkState.from_json(data.decode())
+        except (ValueError, TypeError, AttributeError) as exc:  # AttributeError: JSON, but not an object
             raise EnvironmentProblem(f"{self.path}: unreadable state file ({exc.__class__.__name__})",
                                      hint="move it aside; the next apply rebuilds it from the engine"
                                      ) from None
@@ -84,29 +85,16 @@ class StateStore:
 
 
 def write_atomic(path: Path, content: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Temp file, fsync, rename, in a private folder (0700, no link); errors name the path (exit 2)."""
+    write_private(path, content, mode=mode)
 
 
 @contextlib.contextmanager
 def network_lock(folder: Path, network: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
     """One apply/destroy per network at a time; a second one waits ``timeout`` seconds, then fails."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(folder)
+    if os.path.islink(folder / LOCK_FILE):
+        raise symlink_refused(folder / LOCK_FILE)  # taking the lock opens (and may truncate) the file
     lock = FileLock(str(folder / LOCK_FILE))
     try:
         lock.acquire(timeout=timeout)

@@ -46,8 +46,10 @@ def render_targets(plan: NetworkPlan, targets: Sequence[str], out_dir: Path) -> 
     if unknown:
         raise InvalidInput(f"unknown render target(s): {', '.join(unknown)}",
                            hint=f"choose from {', '.join(TARGETS)}")
+    from hcops.fsutil import make_dirs
+
     ctx = Context(plan)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir, private=False)  # the user's folder: a link is fine; a file in the way is exit 2
     wanted = list(dict.fromkeys(targets))
     # Writing is syscalls (they release the GIL): one target's files are written while the next renders,
     # the target with the most files and folders first.

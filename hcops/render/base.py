@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hcops.fsutil import existing_file, existing_folder, make_dirs, os_problem, read_file, replace_file
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.resources import bundled
 
@@ -248,8 +250,14 @@ class TargetOutput:
         self.files.append(OutFile(path, content, private=True, owner=owner))
 
     def write(self, out_dir: Path) -> list[Path]:
+        """Write every file atomically (``hcops.fsutil.replace_file``): a full disk or a crash leaves each
+        file either as it was or complete. ``out_dir`` is the user's and may be a link; everything hcops
+        creates inside it may not be one (refused, exit 2), so that nothing is written, or chmod'ed,
+        elsewhere through it."""
+        make_dirs(out_dir, private=False)
         root = out_dir / self.target
-        root.mkdir(parents=True, exist_ok=True)
+        umask = _umask()
+        _folder(str(root), None, umask)
         previous = _manifest(root)
         names = sorted(f.path for f in self.files)
         if len(set(names)) != len(names):
@@ -262,7 +270,6 @@ class TargetOutput:
                 levels.setdefault(folder.count("/"), set()).add(folder)
                 folder = folder.rpartition("/")[0]
         is_root = os.geteuid() == 0
-        umask = _umask()
         base = str(root)
 
         def make(batch: list[str]) -> None:
@@ -271,7 +278,7 @@ class TargetOutput:
 
         def write(batch: list[OutFile]) -> None:
             for f in batch:
-                _write(base, f, is_root, umask)
+                _write(base, f, is_root)
 
         # Thousands of small files: the syscalls release the GIL, so a few threads write them much faster.
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
@@ -279,7 +286,7 @@ class TargetOutput:
                 list(pool.map(make, _split(sorted(levels[depth]), WRITERS)))
             list(pool.map(write, _split(self.files, WRITERS)))
         manifest = "".join(f"{n}\n" for n in names)
-        _write(base, OutFile(MANIFEST, manifest.encode()), is_root, umask)
+        _write(base, OutFile(MANIFEST, manifest.encode()), is_root)
         _prune(root, previous - set(names))
         return [root / n for n in names]
 
@@ -296,58 +303,75 @@ def _umask() -> int:
 
 
 def _manifest(root: Path) -> set[str]:
-    try:
-        return {line for line in (root / MANIFEST).read_text().splitlines() if line}
-    except FileNotFoundError:
-        return set()
+    data = read_file(root / MANIFEST)
+    return {line for line in data.decode("utf-8", "replace").splitlines() if line} if data else set()
 
 
-def _folder(path: str, mode: int, umask: int) -> None:
+def _folder(path: str, mode: int | None, umask: int) -> None:
+    """A real folder (a link or a file there is refused) with ``mode``, repaired if it drifted: rendered
+    folders are hcops' own output, rewritten from the state folder on every render. ``None``: the
+    umask's mode, and an existing folder's mode is kept."""
     try:
-        os.mkdir(path, mode)
+        os.mkdir(path, 0o777 if mode is None else mode)
     except FileExistsError:
-        os.chmod(path, mode)
+        st = existing_folder(path)
+        if mode is not None and st is not None and stat.S_IMODE(st.st_mode) != mode:
+            _chmod(path, mode)
         return
-    if mode & umask:
-        os.chmod(path, mode)
+    except OSError as exc:
+        raise os_problem(exc, path, "create the folder") from None
+    if mode is not None and mode & umask:
+        _chmod(path, mode)
 
 
-def _write(base: str, f: OutFile, is_root: bool, umask: int) -> None:
-    """Write one file with exactly its mode (set before any byte is written); leave it alone when its content
-    is already right, so that unchanged files keep their timestamps."""
+def _chmod(path: str, mode: int) -> None:
+    try:
+        os.chmod(path, mode)  # checked just before not to be a link, and hcops' own folders hold no others'
+    except OSError as exc:
+        raise os_problem(exc, path, "set the mode of") from None
+
+
+def _write(base: str, f: OutFile, is_root: bool) -> None:
+    """Write one file with exactly its mode and owner (set before any byte is written); leave it alone when
+    its content is already right, so that unchanged files keep their timestamps."""
     path = f"{base}/{f.path}"
     mode = 0o600 if f.private else 0o644
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
-    try:
-        fd = os.open(path, flags | os.O_EXCL, mode)
-        if mode & umask:
-            os.fchmod(fd, mode)
-    except FileExistsError:
-        if _same(path, f.content):
-            os.chmod(path, mode)
-            fd = -1
-        else:
-            fd = os.open(path, flags | os.O_TRUNC, mode)
-            os.fchmod(fd, mode)  # an older file may have had a wider mode
-    if fd >= 0:
-        try:
-            view = memoryview(f.content)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-    if f.owner is not None and is_root:
-        os.chown(path, f.owner, f.owner)
+    owner = f.owner if is_root else None
+    if not _same(path, f.content, mode, owner):
+        replace_file(path, f.content, mode, owner)
 
 
-def _same(path: str, content: bytes) -> bool:
-    try:
-        if os.stat(path).st_size != len(content):
-            return False
-        with open(path, "rb") as fh:
-            return fh.read() == content
-    except OSError:
+def _same(path: str, content: bytes, mode: int, owner: int | None) -> bool:
+    """Whether ``path`` already holds ``content``; if so its mode and owner are made right (an older file may
+    have had a wider mode). A link or a folder at ``path`` is refused."""
+    st = existing_file(path)
+    if st is None or st.st_size != len(content):
         return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # replaced meanwhile, or unreadable: rewrite it
+    try:
+        if _read_up_to(fd, len(content) + 1) != content:
+            return False
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+        if owner is not None and (st.st_uid, st.st_gid) != (owner, owner):
+            os.fchown(fd, owner, owner)
+        return True
+    except OSError as exc:
+        raise os_problem(exc, path, "update") from None
+    finally:
+        os.close(fd)
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left > 0 and (chunk := os.read(fd, left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _prune(root: Path, stale: set[str]) -> None:
@@ -356,9 +380,14 @@ def _prune(root: Path, stale: set[str]) -> None:
     folders: set[Path] = set()
     for rel in stale:
         path = root / rel
-        if base not in path.resolve().parents:
+        try:
+            if base not in path.resolve().parents:
+                continue  # through a link, or outside the folder: not a file of this render
+            path.unlink(missing_ok=True)
+        except RuntimeError:  # a loop of links: not one hcops made
             continue
-        path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_problem(exc, path, "remove the file left from the previous render") from None
         folders.update(p for p in path.parents if root in p.parents)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):  # not empty: still used, or holds files hcops did not write
