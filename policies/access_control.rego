@@ -366,12 +366,39 @@ deny contains f if {
 }
 
 # METADATA
+# title: Organization without a break-glass contact in production
+# description: >-
+#   An organization that runs nodes in the production tier declares no emergency (break-glass)
+#   contact, so nobody is named to obtain access to its nodes in an emergency. The emergency access
+#   procedure is a Required implementation specification (164.312(a)(2)(ii)): deny in production;
+#   see HC-AC3-BREAK-GLASS-MISSING for other tiers.
+# scope: rule
+# custom:
+#   id: HC-AC3-BREAK-GLASS-MISSING-PROD
+#   control: AC-3
+#   hipaa:
+#     - 164.312(a)(2)(ii)
+#   severity: high
+#   remediation: >-
+#     Set spec.organizations[*].contact.breakGlass to an on-call address or role (in the base spec
+#     or the production overlay).
+deny contains f if {
+	lib.is_prod
+	some o in orgs_without_break_glass
+	f := {
+		"id": "HC-AC3-BREAK-GLASS-MISSING-PROD",
+		"msg": sprintf("organization %s runs %d node(s) in production but declares no break-glass contact", [o.name, o.nodeCount]),
+		"resource": lib.org_resource(o),
+		"path": sprintf("%s.contact.breakGlass", [o.path]),
+	}
+}
+
+# METADATA
 # title: Organization without a break-glass contact
 # description: >-
-#   An organization that runs nodes declares no emergency (break-glass) contact, so nobody is
-#   named to obtain access to its nodes in an emergency (164.312(a)(2)(ii)). Warn: the procedure
-#   itself is an attestation outside the spec, so a missing contact is shown without stopping the
-#   release.
+#   Outside production (or with no tier), an organization that runs nodes and declares no emergency
+#   (break-glass) contact is reported without stopping the release, so the gap is visible before
+#   promotion (164.312(a)(2)(ii)). Warn; see HC-AC3-BREAK-GLASS-MISSING-PROD.
 # scope: rule
 # custom:
 #   id: HC-AC3-BREAK-GLASS-MISSING
@@ -381,15 +408,20 @@ deny contains f if {
 #   severity: medium
 #   remediation: Set spec.organizations[*].contact.breakGlass to an on-call address or role.
 warn contains f if {
-	some o in input.organizations
-	o.nodeCount > 0
-	not has_break_glass(o)
+	not lib.is_prod
+	some o in orgs_without_break_glass
 	f := {
 		"id": "HC-AC3-BREAK-GLASS-MISSING",
 		"msg": sprintf("organization %s runs %d node(s) but declares no break-glass contact", [o.name, o.nodeCount]),
 		"resource": lib.org_resource(o),
 		"path": sprintf("%s.contact.breakGlass", [o.path]),
 	}
+}
+
+orgs_without_break_glass contains o if {
+	some o in input.organizations
+	o.nodeCount > 0
+	not has_break_glass(o)
 }
 
 has_break_glass(o) if {

@@ -3,12 +3,16 @@ package hcops.hipaa.access_control_test
 import rego.v1
 
 import data.hcops.hipaa.access_control as policy
+import data.hcops.hipaa.lib
 import data.hcops.hipaa.testdata as td
 
-# The findings of this package for a whole input document (key by key, see testdata_test.rego).
+# The findings of this package for a whole input document (key by key, see testdata_test.rego). The
+# tier is passed as hcops builds it; every document of the corpus has the key.
 denies(doc) := r if {
+	tier := object.get(doc, "tier", null)
 	r := policy.deny with input.metadata as doc.metadata
 		with input.environment as doc.environment
+		with input.tier as tier
 		with input.spec as doc.spec
 		with input.organizations as doc.organizations
 		with input.nodes as doc.nodes
@@ -17,8 +21,10 @@ denies(doc) := r if {
 }
 
 warns(doc) := r if {
+	tier := object.get(doc, "tier", null)
 	r := policy.warn with input.metadata as doc.metadata
 		with input.environment as doc.environment
+		with input.tier as tier
 		with input.spec as doc.spec
 		with input.organizations as doc.organizations
 		with input.nodes as doc.nodes
@@ -269,7 +275,53 @@ test_duplicate_node_id_passes if {
 	not "HC-AC2-DUPLICATE-NODE-ID" in td.ids(denies(td.example))
 }
 
-# --- HC-AC3-BREAK-GLASS-MISSING
+# --- lib.is_prod: the tier decides, the environment name is for display
+
+test_is_prod_by_tier if {
+	lib.is_prod with input.tier as "production" with input.environment as "eu-west"
+	lib.is_prod with input.tier as "production" with input.environment as null
+}
+
+test_is_prod_not_by_environment_name_when_a_tier_is_given if {
+	not lib.is_prod with input.tier as "development" with input.environment as "prod"
+	not lib.is_prod with input.tier as "staging" with input.environment as "production"
+	not lib.is_prod with input.tier as null with input.environment as "prod"
+	not lib.is_prod with input.tier as "Production" with input.environment as "prod"
+}
+
+test_is_prod_falls_back_on_the_name_without_a_tier_key if {
+	lib.is_prod with input.environment as "Production"
+	lib.is_prod with input.environment as "prod"
+	not lib.is_prod with input.environment as "./prod"
+	not lib.is_prod with input.environment as null
+}
+
+# --- HC-AC3-BREAK-GLASS-MISSING-PROD (deny in production) and HC-AC3-BREAK-GLASS-MISSING (warn)
+
+test_break_glass_missing_prod_fires if {
+	findings := td.with_id(denies(td.violations["HC-AC3-BREAK-GLASS-MISSING-PROD"]), "HC-AC3-BREAK-GLASS-MISSING-PROD")
+	count(findings) == 1
+	some f in findings
+	f.resource == "org/st-mary-hospital"
+	f.path == "spec.organizations[0].contact.breakGlass"
+	not "HC-AC3-BREAK-GLASS-MISSING" in td.ids(warns(td.violations["HC-AC3-BREAK-GLASS-MISSING-PROD"]))
+}
+
+test_break_glass_missing_prod_fires_whatever_the_environment_is_called if {
+	doc := json.patch(td.violations["HC-AC3-BREAK-GLASS-MISSING-PROD"], [{"op": "add", "path": "/environment", "value": "eu-1"}])
+	"HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(doc))
+	dev_named_prod := json.patch(td.violations["HC-AC3-BREAK-GLASS-MISSING"], [{"op": "add", "path": "/tier", "value": "production"}])
+	"HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(dev_named_prod))
+}
+
+test_break_glass_missing_prod_passes if {
+	not "HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(td.example))
+	not "HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(td.example_dev))
+	not "HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(td.violations["HC-AC3-BREAK-GLASS-MISSING"]))
+	staging := json.patch(td.violations["HC-AC3-BREAK-GLASS-MISSING-PROD"], [{"op": "add", "path": "/tier", "value": "staging"}])
+	not "HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(staging))
+	"HC-AC3-BREAK-GLASS-MISSING" in td.ids(warns(staging))
+}
 
 test_break_glass_missing_fires if {
 	findings := td.with_id(warns(td.violations["HC-AC3-BREAK-GLASS-MISSING"]), "HC-AC3-BREAK-GLASS-MISSING")
@@ -279,22 +331,33 @@ test_break_glass_missing_fires if {
 	f.path == "spec.organizations[0].contact.breakGlass"
 }
 
-test_break_glass_missing_fires_on_the_example if {
-	findings := td.with_id(warns(td.example), "HC-AC3-BREAK-GLASS-MISSING")
+test_break_glass_missing_fires_on_the_dev_example if {
+	findings := td.with_id(warns(td.example_dev), "HC-AC3-BREAK-GLASS-MISSING")
 	{f.resource | some f in findings} == {
 		"org/northside-clinic", "org/bluecross-payer",
 		"org/cityrx-pharmacy", "org/state-health-dept",
 	}
 }
 
+test_break_glass_missing_fires_without_a_tier if {
+	doc := json.patch(td.violations["HC-AC3-BREAK-GLASS-MISSING"], [
+		{"op": "add", "path": "/tier", "value": null},
+		{"op": "add", "path": "/environment", "value": null},
+	])
+	"HC-AC3-BREAK-GLASS-MISSING" in td.ids(warns(doc))
+	not "HC-AC3-BREAK-GLASS-MISSING-PROD" in td.ids(denies(doc))
+}
+
 test_break_glass_missing_passes if {
+	not "HC-AC3-BREAK-GLASS-MISSING" in td.ids(warns(td.example))
 	not "HC-AC3-BREAK-GLASS-MISSING" in td.ids(warns(td.example_all_contacts))
 }
 
 test_break_glass_missing_passes_for_org_without_nodes if {
-	doc := patched([{"op": "add", "path": "/organizations/4/nodeCount", "value": 0}])
+	doc := json.patch(td.example_dev, [{"op": "add", "path": "/organizations/4/nodeCount", "value": 0}])
 	findings := td.with_id(warns(doc), "HC-AC3-BREAK-GLASS-MISSING")
 	not "org/state-health-dept" in {f.resource | some f in findings}
+	count(findings) == 3
 }
 
 # --- HC-AC5-STORAGE-UNENCRYPTED

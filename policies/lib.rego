@@ -41,10 +41,19 @@ rpc_tls if object.get(input.spec, ["network", "rpc", "tls"], false) == true
 
 phi_on_chain := object.get(input.spec, ["data", "phiOnChain"], "allowed")
 
+# Production is what the input's tier says (spec.tier, or derived by hcops from a plain environment
+# name such as prod); input.environment is a display name and may be anything ("./prod", "Prod-EU").
+is_prod if input.tier == "production"
+
+# An input document without a tier key (written before input.tier existed, or by hand) falls back on
+# the environment name, as before. hcops always sets the key, to null when the tier is unspecified.
 is_prod if {
+	not has_tier
 	is_string(input.environment)
 	lower(input.environment) in {"prod", "production"}
 }
+
+has_tier if "tier" in object.keys(input)
 
 # ---------------------------------------------------------------------------------------------
 # Ports and addresses.

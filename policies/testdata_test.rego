@@ -2,12 +2,14 @@
 # (written by policies/testdata/generate.py).
 #
 # `example` is the input document (docs/policy-input.md) that hcops builds for the
-# regional-health-net example with the prod overlay, which pins the image by digest: 4 validators in
-# 4 organizations plus a regulator's observer, hardened docker services and a minimal set of
-# Kubernetes objects. It passes the gate (no deny). Its expected warnings: every node-running
-# organization except st-mary-hospital lacks a break-glass contact (HC-AC3-BREAK-GLASS-MISSING).
+# regional-health-net example with the prod overlay (tier production), which pins the image by
+# digest and names a break-glass contact for every organization: 4 validators in 4 organizations
+# plus a regulator's observer, hardened docker services and a minimal set of Kubernetes objects. It
+# passes the gate without any finding.
 #
-# `example_dev` is the same consortium in the dev environment, without the digest.
+# `example_dev` is the same consortium in the dev environment (tier development), without the
+# digest and with st-mary-hospital's break-glass contact only, as in the base spec. Its expected
+# warnings: HC-IN1-IMAGE-NO-DIGEST, and HC-AC3-BREAK-GLASS-MISSING for the four other organizations.
 #
 # `violations[id]` is a variant of `example` that triggers the rule `id`, made with json.patch.
 #
@@ -48,7 +50,17 @@ node_table := [
 	{"name": "state-obs-0", "org": "state-health-dept", "org_index": 4, "orgRole": "regulator", "role": "observer", "power": 0, "id": "ea73077b7562439df9d8963a6b7d35757fbead7b"},
 ]
 
+# Break-glass contacts of the prod overlay; the base spec (and so the dev environment) has the first only.
+contacts := [
+	{"breakGlass": "oncall@stmary.example"},
+	{"breakGlass": "security@northside.example"},
+	{"breakGlass": "soc@bluecross.example"},
+	{"breakGlass": "it-oncall@cityrx.example"},
+	{"breakGlass": "cio@health.state.example"},
+]
+
 spec := {
+	"tier": "production",
 	"chain": {
 		"engine": "cometbft", "version": "0.38.17", "image": image,
 		"chainId": "rhn-1", "blockInterval": "1s", "app": "kvstore",
@@ -61,27 +73,27 @@ spec := {
 		{
 			"name": "st-mary-hospital", "role": "provider", "coveredEntity": true,
 			"baa": {"signed": true, "signedOn": "2026-01-15"},
-			"contact": {"breakGlass": "oncall@stmary.example"},
+			"contact": contacts[0],
 			"nodes": [{"name": "stmary-val-0", "role": "validator", "power": 10}],
 		},
 		{
 			"name": "northside-clinic", "role": "provider", "coveredEntity": true,
-			"baa": {"signed": true, "signedOn": "2026-02-01"}, "contact": null,
+			"baa": {"signed": true, "signedOn": "2026-02-01"}, "contact": contacts[1],
 			"nodes": [{"name": "northside-val-0", "role": "validator", "power": 10}],
 		},
 		{
 			"name": "bluecross-payer", "role": "payer", "coveredEntity": true,
-			"baa": {"signed": true, "signedOn": "2026-02-10"}, "contact": null,
+			"baa": {"signed": true, "signedOn": "2026-02-10"}, "contact": contacts[2],
 			"nodes": [{"name": "bluecross-val-0", "role": "validator", "power": 10}],
 		},
 		{
 			"name": "cityrx-pharmacy", "role": "pharmacy", "coveredEntity": true,
-			"baa": {"signed": true, "signedOn": "2026-03-01"}, "contact": null,
+			"baa": {"signed": true, "signedOn": "2026-03-01"}, "contact": contacts[3],
 			"nodes": [{"name": "cityrx-val-0", "role": "validator", "power": 10}],
 		},
 		{
 			"name": "state-health-dept", "role": "regulator", "coveredEntity": false,
-			"baa": null, "contact": null,
+			"baa": null, "contact": contacts[4],
 			"nodes": [{"name": "state-obs-0", "role": "observer", "power": 0}],
 		},
 	],
@@ -286,6 +298,7 @@ example := {
 	"kind": "Consortium",
 	"metadata": {"name": name},
 	"environment": "prod",
+	"tier": "production",
 	"spec": spec,
 	"organizations": organizations,
 	"nodes": nodes,
@@ -314,7 +327,29 @@ no_digest := array.concat(
 	),
 )
 
-example_dev := json.patch(example, array.concat([{"op": "add", "path": "/environment", "value": "dev"}], no_digest))
+# Patch ops removing the break-glass contacts the base spec does not have (all but st-mary-hospital's).
+base_contacts_only := array.concat(
+	[{"op": "add", "path": sprintf("/organizations/%d/contact", [i]), "value": null} | some i in [1, 2, 3, 4]],
+	[{"op": "add", "path": sprintf("/spec/organizations/%d/contact", [i]), "value": null} | some i in [1, 2, 3, 4]],
+)
+
+# Patch ops removing st-mary-hospital's break-glass contact.
+no_stmary_contact := [
+	{"op": "add", "path": "/organizations/0/contact", "value": null},
+	{"op": "add", "path": "/spec/organizations/0/contact", "value": null},
+]
+
+example_dev := json.patch(example, array.concat(
+	array.concat(
+		[
+			{"op": "add", "path": "/environment", "value": "dev"},
+			{"op": "add", "path": "/tier", "value": "development"},
+			{"op": "add", "path": "/spec/tier", "value": "development"},
+		],
+		no_digest,
+	),
+	base_contacts_only,
+))
 
 # Every organization that runs nodes declares a break-glass contact: no finding at all.
 example_all_contacts := json.patch(example, [{
@@ -418,10 +453,9 @@ violations["HC-AC2-DUPLICATE-MONIKER"] := json.patch(example, [{"op": "add", "pa
 
 violations["HC-AC2-DUPLICATE-NODE-ID"] := json.patch(example, [{"op": "add", "path": "/nodes/4/config/p2p/persistent_peers", "value": stolen_id_peers}])
 
-violations["HC-AC3-BREAK-GLASS-MISSING"] := json.patch(example, [
-	{"op": "add", "path": "/organizations/0/contact", "value": null},
-	{"op": "add", "path": "/spec/organizations/0/contact", "value": null},
-])
+violations["HC-AC3-BREAK-GLASS-MISSING-PROD"] := json.patch(example, no_stmary_contact)
+
+violations["HC-AC3-BREAK-GLASS-MISSING"] := json.patch(example_dev, no_stmary_contact)
 
 violations["HC-AC5-STORAGE-UNENCRYPTED"] := json.patch(example, [{"op": "add", "path": "/nodes/0/storage/encrypted", "value": false}])
 
@@ -573,6 +607,8 @@ variants["configmap-key-content"] := json.patch(example, [{
 
 variants["untagged-image-no-environment"] := json.patch(example, [
 	{"op": "add", "path": "/environment", "value": null},
+	{"op": "add", "path": "/tier", "value": null},
+	{"op": "remove", "path": "/spec/tier"},
 	{"op": "add", "path": "/nodes/1/image", "value": "cometbft/cometbft"},
 	{"op": "add", "path": "/nodes/1/imageRef", "value": {"repository": "cometbft/cometbft", "tag": null, "digest": null}},
 	{"op": "add", "path": "/spec/network/rpc/unsafe", "value": true},

@@ -83,7 +83,8 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
         "apiVersion": c.api_version,
         "kind": c.kind,
         "metadata": c.metadata.model_dump(mode="json", by_alias=True),
-        "environment": plan.loaded.environment,
+        "environment": plan.loaded.environment,  # for display; rules decide on the tier
+        "tier": tier.value if (tier := plan.loaded.tier) else None,
         "spec": c.spec.model_dump(mode="json", by_alias=True),
         "organizations": organizations,
         "nodes": nodes,

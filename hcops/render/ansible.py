@@ -9,6 +9,9 @@
 
 Hosts are named after their node and reached at ``ansible_host`` = node name; peers address each other by
 that name too, so it must resolve on every host (DNS or /etc/hosts).
+
+Every string variable is tagged ``!unsafe`` except the few hcops writes as Ansible templates on purpose
+(``AnsibleTemplate``): a ``{{ }}`` that reached a value from the spec is then never evaluated by Ansible.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ from hcops.plan import cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.render import toml
 from hcops.render.base import Context, TargetOutput, template
+from hcops.render.templating import AnsibleTemplate, header
 
 FILES = "{{ inventory_dir }}/files"  # evaluated by Ansible: the folder next to inventory.yaml
+
+
+def _files(path: str) -> AnsibleTemplate:
+    return AnsibleTemplate(f"{FILES}/{path}")
 
 
 def group_name(org: str) -> str:
@@ -50,7 +58,7 @@ def group_vars(ctx: Context) -> dict[str, Any]:
         "cometbft_image": c.spec.chain.image,
         "cometbft_user": settings.user,
         "cometbft_home": settings.home,
-        "cometbft_genesis_src": f"{FILES}/genesis.json",
+        "cometbft_genesis_src": _files("genesis.json"),
         "cometbft_genesis_dest": f"{settings.home}/config/genesis.json",
         "cometbft_p2p_port": cometbft.P2P_PORT,
         "cometbft_rpc_port": cometbft.RPC_PORT,
@@ -74,25 +82,25 @@ def host_vars(plan: NetworkPlan, node: NodePlan, config: dict[str, Any]) -> dict
         "cometbft_rpc_port": cometbft.RPC_PORT,
         "cometbft_p2p_laddr": config["p2p"]["laddr"],
         "cometbft_rpc_laddr": config["rpc"]["laddr"],
-        "cometbft_config_src": f"{FILES}/{node.name}/config.toml",
-        "cometbft_keys_src": f"{FILES}/{node.name}/keys",
+        "cometbft_config_src": _files(f"{node.name}/config.toml"),
+        "cometbft_keys_src": _files(f"{node.name}/keys"),
     }
 
 
 def render(ctx: Context) -> TargetOutput:
-    plan, topology, header = ctx.plan, ctx.topology, ctx.header
+    plan, topology = ctx.plan, ctx.topology
     out = TargetOutput("ansible")
     out.text("inventory.yaml", template("ansible/vars.yaml.j2").render(
-        header=header(f"Ansible inventory of the {plan.name} consortium network."),
+        header=header(ctx, f"Ansible inventory of the {plan.name} consortium network."),
         doc=inventory(plan)))
     out.text("group_vars/all.yaml", template("ansible/vars.yaml.j2").render(
-        header=header("Variables shared by every node."), doc=group_vars(ctx)))
+        header=header(ctx, "Variables shared by every node."), doc=group_vars(ctx)))
     out.text("files/genesis.json", ctx.genesis)
     vars_tpl = template("ansible/vars.yaml.j2")
     for node in plan.nodes:
         config = topology.host_config(node)
         out.text(f"host_vars/{node.name}.yaml", vars_tpl.render(
-            header=header(f"Node {node.name}: public identity and ports (no key material)."),
+            header=header(ctx, f"Node {node.name}: public identity and ports (no key material)."),
             doc=host_vars(plan, node, config)))
         out.text(f"files/{node.name}/config.toml", toml.dumps(config))
         for name, content in sorted(ctx.private_files(node.name).items()):

@@ -160,6 +160,8 @@ def docker_compose(plan: NetworkPlan, ctx: Context | None = None) -> dict[str, A
 
 
 def render(ctx: Context) -> TargetOutput:
+    from hcops.render.templating import header  # jinja2 loads for renders only, not for the policy input
+
     plan = ctx.plan
     builder = _Compose(ctx, texts=True)
     doc = builder.document()
@@ -168,7 +170,7 @@ def render(ctx: Context) -> TargetOutput:
          "placeholder": to_json(PLACEHOLDER_KEY), "network": yaml_key(NETWORK_KEY),
          "network_key": NETWORK_KEY, "init_suffix": INIT_SUFFIX}
     out.text("compose.yaml", template("docker/compose.yaml.j2").render(
-        header=ctx.header(f"Docker Compose project for the {plan.name} consortium network."),
+        header=header(ctx, f"Docker Compose project for the {plan.name} consortium network."),
         network=plan.name, compose=doc, k=k))
     out.text(".env", f"COMPOSE_PROJECT_NAME={plan.name}\n")
     out.text("README.txt", template("docker/README.txt.j2").render(

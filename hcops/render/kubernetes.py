@@ -19,6 +19,7 @@ path so that data/priv_validator_state.json exists before the first start and is
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 from hcops.plan import cometbft
@@ -303,10 +304,12 @@ def _template_constants(b: _Objects) -> dict[str, str]:
 
 
 def render(ctx: Context) -> TargetOutput:
+    from hcops.render.templating import header  # jinja2 loads for renders only, not for the policy input
+
     plan = ctx.plan
     b = _Objects(ctx)
     out = TargetOutput("kubernetes")
-    head = ctx.header
+    head = functools.partial(header, ctx)
 
     out.text("00-namespace.yaml", template("kubernetes/objects.yaml.j2").render(
         header=head(f"Namespace {b.ns} of the {plan.name} consortium network."), objects=[b.namespace()]))

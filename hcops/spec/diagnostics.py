@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Union, get_args, get_origin
@@ -32,9 +33,37 @@ _EXPECT = {
 }
 
 
+# Characters a terminal acts on or that reorder or hide text: C0 and C1 controls, DEL, the bidirectional
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), the marks (U+061C, U+200E, U+200F),
+# zero-width characters and U+2028/U+2029, which some readers (YAML 1.1) treat as line breaks.
+UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+MAX_QUOTED = 120  # a hostile value may be megabytes long; the message needs only enough to recognise it
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every character of ``UNSAFE_CHARS`` written as a visible escape (``\\x1b``, ``\\u202e``).
+
+    Backslashes are left alone, so escaping twice changes nothing: any message may go through it again."""
+    return UNSAFE_CHARS.sub(_escape_char, text)
+
+
+def quote(value: str) -> str:
+    """A user-supplied value for a message: double-quoted, escaped, and shortened when very long."""
+    shown = value if len(value) <= MAX_QUOTED else f"{value[:MAX_QUOTED]}... ({len(value)} characters)"
+    return f'"{escape_text(shown)}"'
+
+
 def _got(value: Any) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return quote(value)
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list | tuple):
@@ -87,7 +116,7 @@ def _message(err: Any, root: type[BaseModel], path: PathKey) -> str:
         known = _aliases(parent) if parent else []
         close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6)
         hint = f'; did you mean "{close[0]}"?' if close else (f"; expected one of: {', '.join(known)}" if known else "")
-        return f'unknown field "{path[-1]}"{hint}'
+        return f"unknown field {quote(str(path[-1]))}{hint}"
     if kind == "missing":
         return _EXPECT[kind]
     if kind in ("literal_error", "enum"):
@@ -110,11 +139,13 @@ def from_validation_error(exc: ValidationError, root: type[BaseModel], sources: 
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False):
         path: PathKey = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        message = _message(err, root, path)
-        key = (format_path(path), message)
+        # Unknown keys are user text too; the raw path still locates the value.
+        shown = format_path(tuple(escape_text(p) if isinstance(p, str) else p for p in path))
+        message = escape_text(_message(err, root, path))
+        key = (shown, message)
         if key in seen:
             continue
         seen.add(key)
         location = sources.locate(path, key=err["type"] == "extra_forbidden")
-        out.append(Diagnostic(message, path=format_path(path), location=location))
+        out.append(Diagnostic(message, path=shown, location=location))
     return out

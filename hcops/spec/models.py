@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from hcops.providers.ansible.settings import AnsibleSettings
 from hcops.providers.docker.settings import DockerSettings
 from hcops.providers.kubernetes.settings import KubernetesSettings
-from hcops.spec.types import ChainId, Cpu, Duration, Image, Memory, Name, PositiveInt
+from hcops.spec.types import ChainId, Cpu, Duration, Image, Matching, Memory, Name, Origin, PositiveInt, Text
 
 API_VERSION = "hcops/v1alpha1"
 
@@ -24,6 +24,27 @@ def camel(name: str) -> str:
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=camel)
+
+
+class Tier(StrEnum):
+    """What the network is for: the gate is strictest in production, validation most lenient in development."""
+
+    development = "development"
+    staging = "staging"
+    production = "production"
+
+
+# Environment names that meant a tier before spec.tier existed; any other name says nothing about the tier.
+_TIER_OF_ENVIRONMENT = {"prod": Tier.production, "production": Tier.production,
+                        "dev": Tier.development, "development": Tier.development,
+                        "staging": Tier.staging, "stage": Tier.staging}
+
+
+def effective_tier(declared: Tier | None, environment: str | None) -> Tier | None:
+    """``spec.tier`` when the spec (or its overlay) sets one, else what the environment's name implies."""
+    if declared is not None:
+        return declared
+    return _TIER_OF_ENVIRONMENT.get(environment.lower()) if environment else None
 
 
 class OrgRole(StrEnum):
@@ -52,7 +73,7 @@ class Exposure(StrEnum):
 
 class Chain(Model):
     engine: Literal["cometbft"] = "cometbft"
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    version: Annotated[str, Matching(r"[0-9]+\.[0-9]+\.[0-9]+", 'a version such as "0.38.17"')]
     image: Image
     chain_id: ChainId
     block_interval: Duration = Field(default=dt.timedelta(seconds=1), description="CometBFT timeout_commit.")
@@ -80,7 +101,7 @@ class Baa(Model):
 
 
 class Contact(Model):
-    break_glass: str | None = Field(None, min_length=3)
+    break_glass: Annotated[str, Text(3, 254)] | None = None
 
 
 class Node(Model):
@@ -104,7 +125,7 @@ class Organization(Model):
 class Rpc(Model):
     exposure: Exposure = Exposure.internal
     tls: bool = False
-    cors: tuple[str, ...] = ()
+    cors: tuple[Origin, ...] = ()
     unsafe: bool = False
 
 
@@ -131,9 +152,13 @@ class Audit(Model):
     anchor_to_chain: bool = False
 
 
+_CRON_FIELD = r"[0-9A-Za-z*/,?#-]+"
+
+
 class Backup(Model):
     enabled: bool = False
-    schedule: str | None = Field(None, pattern=r"^(@\w+|(\S+\s+){4}\S+)$")
+    schedule: Annotated[str, Matching(rf"@[A-Za-z]+|{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}",
+                                      'a cron schedule of five fields such as "0 2 * * *", or "@daily"')] | None = None
     retention_days: int = Field(2190, ge=1)
 
 
@@ -146,10 +171,12 @@ class Provider(Model):
 
 class Metadata(Model):
     name: Name
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[Annotated[str, Text(1, 253)], Annotated[str, Text(0, 256)]] = Field(default_factory=dict)
 
 
 class ConsortiumSpec(Model):
+    tier: Tier | None = Field(None, description="development, staging or production; when absent, derived from "
+                              "the --env name (prod/production, dev/development, staging/stage).")
     chain: Chain
     defaults: Defaults = Defaults()
     organizations: tuple[Organization, ...] = Field(min_length=1)
@@ -158,6 +185,15 @@ class ConsortiumSpec(Model):
     audit: Audit = Audit()
     backup: Backup = Backup()
     provider: Provider = Provider()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_tier(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The spec hash is taken over this dump: a spec that sets no tier keeps the hash (and the
+        # hcops.spec-hash labels of running nodes) it had before the field existed.
+        data = handler(self)
+        if self.tier is None and isinstance(data, dict):
+            data.pop("tier", None)
+        return data
 
 
 class ResolvedNode(BaseModel):

@@ -7,28 +7,60 @@ replace; ``null`` removes a key. An overlay that names an item absent from the b
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 from hcops.errors import Diagnostic, InvalidInput
+from hcops.spec.diagnostics import escape_text, quote
 from hcops.spec.source import PathKey, SourceDoc, SourceMap, format_path, load_yaml
+
+# An environment is a name, never a path: "./prod" or "../../x" would load an overlay from elsewhere, or the
+# prod overlay under a name that is not "prod".
+ENV_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z")
 
 
 def overlay_path(spec_path: Path, env: str) -> Path:
     return spec_path.parent / "environments" / f"{env}.yaml"
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, symbolic links followed, is a file directly in ``folder`` (followed too)."""
+    try:
+        return path.resolve(strict=True).parent == folder.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return False
+
+
 def available_environments(spec_path: Path) -> list[str]:
     folder = spec_path.parent / "environments"
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml") if ENV_NAME.fullmatch(p.stem) and _inside(p, folder))
+
+
+def _known(spec_path: Path) -> str:
+    known = available_environments(spec_path)
+    folder = escape_text(str(spec_path.parent / "environments"))
+    return f"known environments: {', '.join(known)}" if known else f"no overlay in {folder}"
+
+
+def check_environment_name(spec_path: Path, env: str) -> None:
+    if not ENV_NAME.fullmatch(env):
+        raise InvalidInput(
+            f"invalid environment name {quote(env)}: expected a plain name of letters, digits, \"_\" and \"-\" "
+            f"(at most 63, starting with a letter or digit), not a path ({_known(spec_path)})")
 
 
 def load_overlay(spec_path: Path, env: str) -> SourceDoc:
+    check_environment_name(spec_path, env)
     path = overlay_path(spec_path, env)
     if not path.is_file():
-        known = available_environments(spec_path)
-        hint = f"known environments: {', '.join(known)}" if known else f"create {path}"
-        raise InvalidInput(f"environment '{env}' not found: no file {path} ({hint})")
+        hint = _known(spec_path) if available_environments(spec_path) else f"create {escape_text(str(path))}"
+        raise InvalidInput(f"environment '{env}' not found: no file {escape_text(str(path))} ({hint})")
+    if not _inside(path, path.parent):
+        raise InvalidInput(f"environment '{env}': {escape_text(str(path))} is a symbolic link to a file outside "
+                           f"{escape_text(str(path.parent))}; an overlay must live in the spec's environments folder")
     return load_yaml(path, what="overlay")
 
 
@@ -77,8 +109,8 @@ class _Merger:
                 continue
             if name not in index:
                 self.errors.append(Diagnostic(
-                    f"'{name}' is not in the base spec; an overlay may only change items the base declares"
-                    f" (known: {', '.join(sorted(index))})",
+                    f"{quote(name)} is not in the base spec; an overlay may only change items the base declares"
+                    f" (known: {escape_text(', '.join(sorted(index)))})",
                     path=format_path(src + (j, "name")),
                     location=self.over.sources.locate(src + (j, "name"))))
                 continue

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
 
 from hcops.errors import Diagnostic
-from hcops.spec.models import Consortium, NodeRole
+from hcops.providers.docker.settings import addresses_needed
+from hcops.spec.models import Consortium, NodeRole, Tier, effective_tier
 from hcops.spec.source import SourceMap
 
 BFT_MIN_VALIDATORS = 4
@@ -56,14 +58,15 @@ def _powers(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
                             f"an observer has no voting power; remove power (got {node.power})")
 
 
-def _consensus(c: Consortium, sources: SourceMap, environment: str | None) -> Iterator[Diagnostic]:
+def _consensus(c: Consortium, sources: SourceMap, tier: Tier | None) -> Iterator[Diagnostic]:
     validators = c.validators
     if not validators:
         yield _diag(sources, "spec.organizations", "expected at least one validator, got none")
         return
-    strict = environment != "dev"
+    # Relaxed for the development tier only; an environment merely named like dev (./dev, dev-eu) is not it.
+    strict = tier is not Tier.development
     level = "error" if strict else "warning"
-    suffix = "" if not strict else " (allowed only with --env dev)"
+    suffix = "" if not strict else " (allowed only in the development tier: spec.tier: development, or --env dev)"
     if len(validators) < BFT_MIN_VALIDATORS:
         yield _diag(sources, "spec.organizations",
                     f"{len(validators)} validator(s) cannot tolerate a faulty one; BFT needs at least "
@@ -91,6 +94,19 @@ def _ports(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
                     f"{len(c.nodes)} nodes need ports {base}..{base + len(c.nodes) - 1}, beyond 65535")
 
 
+def _subnet(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
+    subnet = c.spec.provider.docker.subnet
+    if subnet is None:
+        return
+    size = ipaddress.ip_network(subnet).num_addresses  # parsed and checked by DockerSettings already
+    needed = addresses_needed(len(c.nodes))
+    if size < needed:
+        yield _diag(sources, "spec.provider.docker.subnet",
+                    f"{len(c.nodes)} nodes need {needed} addresses (node addresses start at the 11th, the last is "
+                    f"the broadcast address), subnet {subnet} has {size}")
+
+
 def check(c: Consortium, sources: SourceMap, environment: str | None) -> list[Diagnostic]:
-    return [*_names(c, sources), *_powers(c, sources), *_consensus(c, sources, environment),
-            *_ports(c, sources)]
+    tier = effective_tier(c.spec.tier, environment)
+    return [*_names(c, sources), *_powers(c, sources), *_consensus(c, sources, tier),
+            *_ports(c, sources), *_subnet(c, sources)]

@@ -4,10 +4,10 @@
     python policies/testdata/generate.py [--opa PATH] [--check]
 
 Outputs, next to this script:
-    example/input.json                the compliant example input (prod overlay, image pinned by
-                                      digest); passes the gate
-    example-dev/input.json            the same consortium in the dev environment, without a digest;
-                                      passes the gate with warnings
+    example/input.json                the compliant example input (prod overlay, tier production,
+                                      image pinned by digest); passes the gate without findings
+    example-dev/input.json            the same consortium in the dev environment (tier development),
+                                      without a digest or most contacts; passes the gate with warnings
     violations/<RULE-ID>/input.json   one variant of the example per built-in rule, triggering it
     variants/<name>/input.json        further variants (other spellings of the same mistakes) for
                                       the differential test of the two engines
@@ -41,7 +41,7 @@ QUERY = (
 )
 # Top-level key order of docs/policy-input.md.
 KEY_ORDER = [
-    "apiVersion", "kind", "metadata", "environment", "spec",
+    "apiVersion", "kind", "metadata", "environment", "tier", "spec",
     "organizations", "nodes", "chain", "manifests",
 ]
 

@@ -267,7 +267,7 @@ def test_policy_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_cli(capsys, "policy", "list", "--output", "json")
     assert r.code == 0
     rules = json.loads(r.out)
-    assert len(rules) == 43 and len({x["id"] for x in rules}) == 43
+    assert len(rules) == 44 and len({x["id"] for x in rules}) == 44
     phi = next(x for x in rules if x["id"] == "HC-PHI1-PHI-ON-CHAIN")
     assert phi["level"] == "deny" and phi["control"] == "PHI-1" and phi["location"]["file"].endswith("phi.rego")
 

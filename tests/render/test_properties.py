@@ -17,6 +17,7 @@ from hcops.errors import InvalidInput
 from hcops.plan.desired import NetworkPlan
 from hcops.render import docker_compose, kubernetes_objects
 from tests.render.helpers import fixture_plan, kubernetes_files, render_all, tree, yaml_docs
+from tests.render.test_injection import load_ansible
 
 LABEL = st.one_of(
     st.from_regex(r"[a-z][a-z0-9]{0,5}(-[a-z0-9]{1,4})?", fullmatch=True),
@@ -92,7 +93,7 @@ def test_random_specs_render_identically_and_parse_back(doc: dict[str, Any]) -> 
         rendered = [d for f in kubernetes_files(root / "a") for d in yaml_docs(f)]
         expected = kubernetes_objects(plan, secrets=True)
         assert sorted(rendered, key=json.dumps) == sorted(expected, key=json.dumps)
-        inventory = yaml.safe_load(a["ansible/inventory.yaml"])["all"]["children"]
+        inventory = load_ansible(a["ansible/inventory.yaml"])["all"]["children"]
         hosts = set(inventory["validators"].get("hosts", {})) | set(inventory["observers"].get("hosts", {}))
         assert hosts == {n.name for n in plan.nodes}
 

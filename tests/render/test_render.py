@@ -33,6 +33,7 @@ from tests.render.helpers import (
     tree,
     yaml_docs,
 )
+from tests.render.test_injection import load_ansible
 
 K8S_VERSION = kubernetes_validate.latest_version()
 
@@ -418,7 +419,7 @@ def test_non_key_files_are_world_readable(out: Path) -> None:
 # ------------------------------------------------------------------------------------------------ ansible
 
 def test_ansible_inventory_groups(plan: NetworkPlan, out: Path) -> None:
-    inv = yaml.safe_load((out / "ansible" / "inventory.yaml").read_text())["all"]["children"]
+    inv = load_ansible((out / "ansible" / "inventory.yaml").read_text())["all"]["children"]
     assert set(inv) == {"org_mercy_hospital", "org_acme_payer", "org_corner_pharmacy", "org_city_lab",
                         "validators", "observers"}
     assert set(inv["org_city_lab"]["hosts"]) == {"lab-val-0", "lab-obs-0"}
@@ -428,11 +429,11 @@ def test_ansible_inventory_groups(plan: NetworkPlan, out: Path) -> None:
 
 
 def test_ansible_vars(plan: NetworkPlan, out: Path) -> None:
-    group = yaml.safe_load((out / "ansible" / "group_vars" / "all.yaml").read_text())
+    group = load_ansible((out / "ansible" / "group_vars" / "all.yaml").read_text())
     assert group["cometbft_chain_id"] == "golden-1" and group["cometbft_user"] == "cmt"
     assert group["cometbft_home"] == "/srv/cometbft"
     assert group["cometbft_genesis_dest"] == "/srv/cometbft/config/genesis.json"
-    host = yaml.safe_load((out / "ansible" / "host_vars" / "lab-obs-0.yaml").read_text())
+    host = load_ansible((out / "ansible" / "host_vars" / "lab-obs-0.yaml").read_text())
     node = plan.node("lab-obs-0")
     assert host["cometbft_role"] == "observer" and host["cometbft_power"] == 0
     assert host["cometbft_node_id"] == node.keys.node_id

@@ -49,7 +49,7 @@ def test_unknown_item_in_overlay_names_overlay_file_and_line(spec_dir: SpecDir) 
         load_spec(spec_dir.spec, "x")
     (d,) = info.value.diagnostics
     assert d.location is not None and d.location.file.endswith("environments/x.yaml") and d.location.line == 3
-    assert "'org-z' is not in the base spec" in d.message
+    assert '"org-z" is not in the base spec' in d.message
 
 
 def test_error_points_into_the_overlay_that_set_the_value(spec_dir: SpecDir) -> None:

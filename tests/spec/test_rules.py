@@ -51,7 +51,15 @@ CASES = [
     ("chain id", ("chainId: small-1", "chainId: small chain"), "spec.chain.chainId: expected a chain id"),
     ("image reference", ("image: cometbft/cometbft:v0.38.17", "image: 'Not An Image!'"),
      "spec.chain.image: expected an image reference"),
-    ("version", ('version: "0.38.17"', "version: latest"), "spec.chain.version: expected a value matching"),
+    ("version", ('version: "0.38.17"', "version: latest"),
+     'spec.chain.version: expected a version such as "0.38.17", got "latest"'),
+    ("tier", ("  organizations:", "  tier: prod\n  organizations:"), "spec.tier: expected one of 'development'"),
+    ("cors origin", ("  organizations:", "  network: {rpc: {cors: [portal.example]}}\n  organizations:"),
+     "spec.network.rpc.cors[0]: expected an origin scheme://host[:port]"),
+    ("backup schedule", ("  organizations:", "  backup: {schedule: nightly}\n  organizations:"),
+     "spec.backup.schedule: expected a cron schedule"),
+    ("docker subnet", ("  organizations:", "  provider: {docker: {subnet: 10.1.2.3/24}}\n  organizations:"),
+     'spec.provider.docker.subnet: expected a network address with no host bits set, "10.1.2.0/24"'),
     ("cpu quantity", ("  organizations:", '  defaults: {resources: {cpu: "lots"}}\n  organizations:'),
      'spec.defaults.resources.cpu: expected a positive cpu quantity such as "500m" or "2", got "lots"'),
     ("memory quantity", ("  organizations:", "  defaults: {storage: {size: 10 GB}}\n  organizations:"),
@@ -85,6 +93,24 @@ def test_dev_relaxes_consensus_sanity_to_warnings(spec_dir: SpecDir) -> None:
     text = SMALL_SPEC.replace("        - {name: d-val-0, role: validator, power: 10}\n", "")
     found = messages(spec_dir, text, env="dev")
     assert any("warning:" in m and "cannot tolerate" in m for m in found)
+
+
+def test_development_tier_relaxes_consensus_sanity_without_env(spec_dir: SpecDir) -> None:
+    text = SMALL_SPEC.replace("        - {name: d-val-0, role: validator, power: 10}\n", "").replace(
+        "spec:\n", "spec:\n  tier: development\n", 1)
+    found = messages(spec_dir, text)
+    assert any("warning:" in m and "cannot tolerate" in m for m in found), found
+
+
+@pytest.mark.parametrize("tier", ["staging", "production"])
+def test_an_explicit_tier_overrides_the_dev_name(spec_dir: SpecDir, tier: str) -> None:
+    text = SMALL_SPEC.replace("        - {name: d-val-0, role: validator, power: 10}\n", "")
+    spec_dir.write(text)
+    spec_dir.overlay("dev", f"spec: {{tier: {tier}}}\n")
+    with pytest.raises(InvalidInput) as info:
+        load_spec(spec_dir.spec, "dev")
+    (error,) = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert "cannot tolerate a faulty one" in error.message and "development tier" in error.message
 
 
 def test_one_third_is_a_warning(spec_dir: SpecDir) -> None:

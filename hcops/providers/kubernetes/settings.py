@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from hcops.spec.types import Name
+from hcops.spec.types import Name, Subdomain, Text
 
 
 class KubernetesSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: Name | None = Field(None, description="Defaults to metadata.name.")
-    storage_class: str | None = Field(None, alias="storageClass")
-    context: str | None = Field(
+    storage_class: Subdomain | None = Field(None, alias="storageClass",
+                                            description="StorageClass of the nodes' volumes (a DNS-1123 subdomain).")
+    context: Annotated[str, Text(1, 253)] | None = Field(
         None,
         description="kubeconfig context ($KUBECONFIG or ~/.kube/config); without one, the kubeconfig's "
         "current context, else the in-cluster service account.",
