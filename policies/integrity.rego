@@ -41,10 +41,10 @@ deny contains f if {
 }
 
 # METADATA
-# title: Image not pinned by digest in prod
+# title: Image not pinned by digest in production
 # description: >-
-#   In the prod environment every node image must be pinned by digest (image@sha256:...), so the
-#   running software is exactly the reviewed one (164.312(c)(2)). Deny in prod; see
+#   In the production tier every node image must be pinned by digest (image@sha256:...), so the
+#   running software is exactly the reviewed one (164.312(c)(2)). Deny in production; see
 #   HC-IN1-IMAGE-NO-DIGEST for other environments.
 # scope: rule
 # custom:
@@ -63,7 +63,7 @@ deny contains f if {
 	unpinned(n.imageRef)
 	f := {
 		"id": "HC-IN1-IMAGE-NO-DIGEST-PROD",
-		"msg": sprintf("node %s runs image %s without a digest in environment %s", [n.name, n.image, input.environment]),
+		"msg": sprintf("node %s runs image %s without a digest in the production tier", [n.name, n.image]),
 		"resource": lib.node_resource(n),
 		"path": lib.image_path(n),
 	}
@@ -72,7 +72,7 @@ deny contains f if {
 # METADATA
 # title: Image not pinned by digest
 # description: >-
-#   Outside prod (or with no environment), an image without a digest is accepted but reported, so
+#   Outside the production tier, an image without a digest is accepted but reported, so
 #   the gap is visible before promotion. Warn.
 # scope: rule
 # custom:

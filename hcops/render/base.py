@@ -190,8 +190,6 @@ class Context:
         self.spec_hash = plan.spec_hash()
         self.genesis = plan.genesis_json()
         self.genesis_digest = digest(self.genesis)
-        env = plan.loaded.environment
-        self.source = plan.loaded.spec_file.name + (f" (env {env})" if env else "")
         self._private: dict[str, dict[str, bytes]] = {}
         self._docker: dict[str, dict[str, Any]] = {}
         self._kubernetes: dict[tuple[str, str], dict[str, Any]] = {}
@@ -219,11 +217,6 @@ class Context:
     def config_hash(self, config_toml: str, node: NodePlan) -> str:
         """Changes whenever what a node is handed changes: config, genesis, identity (never key bytes)."""
         return digest(config_toml, self.genesis_digest, node.keys.node_id, node.keys.validator_address)
-
-    def header(self, what: str) -> str:
-        """The comment every rendered YAML file starts with; no timestamps, so renders are reproducible."""
-        return (f"# {what}\n# Rendered by hcops from {self.source}, network {self.plan.name}, spec hash "
-                f"{self.spec_hash}.\n# Do not edit: change the spec and run `hcops render` again.")
 
 
 # ------------------------------------------------------------------------------------------------- output
