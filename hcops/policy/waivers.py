@@ -22,20 +22,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.findings import Finding, Level
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.sources import display_path
+from hcops.spec.diagnostics import from_validation_error
+from hcops.spec.paths import PathKey
 from hcops.spec.source import parse_yaml
 
 WAIVER_INVALID = "HC-RA1-WAIVER-INVALID"
 WAIVER_EXPIRED = "HC-RA1-WAIVER-EXPIRED"
 WAIVER_UNUSED = "HC-RA1-WAIVER-UNUSED"
 _CITATION = ("164.308(a)(1)(ii)(B)",)
-_FIELDS = ("id", "resource", "justification", "approver", "expires", "environments")
-_REQUIRED_TEXT = ("id", "resource", "justification", "approver")
+_TEXT = ("id", "resource", "justification", "approver")
 
 
 def _rule(rid: str, rule: str, severity: str, title: str, description: str, remediation: str) -> RuleMeta:
@@ -107,17 +110,59 @@ class WaivedFinding:
         return {**self.finding.to_dict(), "waiver": self.waiver.to_dict()}
 
 
-def _parse_date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
+class _Entry(BaseModel):
+    """One waiver as written; an entry that does not validate is kept, with its problems, as a deny."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: Annotated[str, StringConstraints(min_length=1)]
+    resource: Annotated[str, StringConstraints(min_length=1)]
+    justification: Annotated[str, StringConstraints(min_length=1)]
+    approver: Annotated[str, StringConstraints(min_length=1)]
+    expires: dt.date
+    environments: tuple[str, ...] = ()
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _date(cls, value: Any) -> Any:
+        return value.date() if isinstance(value, dt.datetime) else value
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else (value or [])
+
+
+class _File(BaseModel):
+    """The file's outer shape: ``waivers:`` (with optional apiVersion/kind) or a bare list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    api_version: Any = Field(default=None, alias="apiVersion")
+    kind: Any = None
+    waivers: list[Any] | None = None
+
+
+def _problem(err: Any) -> str:
+    field = str(err["loc"][0]) if err["loc"] else "entry"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field {field!r}"
+    if kind == "missing":
+        return f"{field} is missing"
+    if field == "expires":
+        return "expires must be a date (YYYY-MM-DD)"
+    if field == "environments":
+        return "environments must be a list of environment names"
+    return f"{field} must be a non-empty string"
+
+
+def _entry(entry: dict[str, Any]) -> tuple[_Entry | None, tuple[str, ...]]:
+    """The validated entry, or why it is incomplete (in the file's field order)."""
+    try:
+        return _Entry.model_validate(entry), ()
+    except ValidationError as exc:
+        return None, tuple(dict.fromkeys(_problem(e) for e in exc.errors(include_url=False)))
 
 
 def load_waivers(path: Path) -> list[Waiver]:
@@ -132,24 +177,19 @@ def load_waivers(path: Path) -> list[Waiver]:
         doc, positions = parse_yaml(text, name, what="waivers file")
     except InvalidInput as exc:
         raise InvalidInput("malformed waivers file", exc.diagnostics) from None
-
     if doc is None:
         return []
+    top: PathKey = ()
     entries: Any = doc
     if isinstance(doc, dict):
-        unknown = [k for k in doc if k not in ("waivers", "apiVersion", "kind")]
-        if unknown:
-            raise InvalidInput("malformed waivers file", [Diagnostic(
-                f"unknown top-level key {unknown[0]!r}; expected `waivers:`",
-                location=positions.keys.get((unknown[0],)))])
-        entries = doc.get("waivers") or []
-        top: tuple[str, ...] = ("waivers",)
-    else:
-        top = ()
+        try:
+            entries = _File.model_validate(doc).waivers or []
+        except ValidationError as exc:
+            raise InvalidInput("malformed waivers file", from_validation_error(exc, _File, positions)) from None
+        top = ("waivers",)
     if not isinstance(entries, list):
         raise InvalidInput("malformed waivers file",
                            [Diagnostic("`waivers` must be a list of entries", location=Location(name, 1))])
-
     waivers: list[Waiver] = []
     diags: list[Diagnostic] = []
     for i, entry in enumerate(entries):
@@ -157,39 +197,18 @@ def load_waivers(path: Path) -> list[Waiver]:
         if not isinstance(entry, dict):
             diags.append(Diagnostic("a waiver must be a mapping", path=f"waivers[{i}]", location=where))
             continue
-        problems: list[str] = []
-        for key in entry:
-            if key not in _FIELDS:
-                problems.append(f"unknown field {key!r}")
-        text_fields: dict[str, str] = {}
-        for key in _REQUIRED_TEXT:
-            value = entry.get(key)
-            if isinstance(value, str) and value.strip():
-                text_fields[key] = value.strip()
-            else:
-                text_fields[key] = ""
-                problems.append(f"{key} is missing" if value is None else f"{key} must be a non-empty string")
-        expires = _parse_date(entry.get("expires"))
-        if entry.get("expires") is None:
-            problems.append("expires is missing")
-        elif expires is None:
-            problems.append("expires must be a date (YYYY-MM-DD)")
-        envs_raw = entry.get("environments") or []
-        if isinstance(envs_raw, str):
-            envs_raw = [envs_raw]
-        if not isinstance(envs_raw, list) or not all(isinstance(e, str) for e in envs_raw):
-            problems.append("environments must be a list of environment names")
-            envs_raw = []
+        model, problems = _entry(entry)
+        raw = {k: (v.strip() if isinstance(v, str) else "") for k, v in entry.items() if k in _TEXT}
         waivers.append(Waiver(
             index=i,
-            id=text_fields["id"],
-            resource=text_fields["resource"],
-            justification=text_fields["justification"],
-            approver=text_fields["approver"],
-            expires=expires,
-            environments=tuple(envs_raw),
+            id=model.id if model else raw.get("id", ""),
+            resource=model.resource if model else raw.get("resource", ""),
+            justification=model.justification if model else raw.get("justification", ""),
+            approver=model.approver if model else raw.get("approver", ""),
+            expires=model.expires if model else None,
+            environments=model.environments if model else (),
             location=where,
-            problems=tuple(problems),
+            problems=problems,
         ))
     if diags:
         raise InvalidInput("malformed waivers file", diags)
