@@ -24,7 +24,7 @@ bootstrap-demo:
 
 demo: bootstrap-demo
 	hcops validate -f $(EXAMPLE) --env $(ENV)
-	hcops render -f $(EXAMPLE) --env $(ENV) -o $(OUT)
+	hcops render -f $(EXAMPLE) --env $(ENV) -o $(OUT) --generate-keys
 	hcops check -f $(EXAMPLE) --env $(ENV)
 	hcops apply -f $(EXAMPLE) --env $(ENV) --yes
 	hcops status -f $(EXAMPLE) --env $(ENV)

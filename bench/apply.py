@@ -200,7 +200,7 @@ def run_hcops(case: Case, noop: bool) -> dict[str, float]:
 def run_compose(case: Case, compose: str) -> dict[str, float]:
     case.prepare("c")
     out_dir = case.spec.parent / "rendered"
-    case.hcops("render", "-o", str(out_dir), "--target", "docker")
+    case.hcops("render", "-o", str(out_dir), "--target", "docker", "--generate-keys")
     project = out_dir / "docker"
     with cleanup_label(case.name):
         try:

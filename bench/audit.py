@@ -1,8 +1,11 @@
 """Benchmark of the continuous audit on real Docker networks.
 
-1. One sweep's wall time (observe through the Docker provider, fact document, runtime policies with the
-   embedded engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators in four
-   organizations, the rest observers). Median of 3 sweeps after one warm-up.
+1. One sweep's wall time (observe through the Docker provider, the read of the transactions committed
+   since the previous sweep and their identifier detectors (PHI-1), fact document, runtime policies with
+   the embedded engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators in
+   four organizations, the rest observers). Median of 3 sweeps after one warm-up; before each measured
+   sweep, TXS_PER_SWEEP transactions are committed (waited for outside the timing), so every sweep reads
+   blocks that hold transactions.
 2. Load on block production: heights per minute of a 4-node network (1 s blocks) without the audit, then
    with `hcops audit --watch --interval 5s` running.
 
@@ -20,6 +23,7 @@ are dropped, which shows as RPC timeouts. The limit is recorded and a network th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ from hcops.spec.loader import load_spec
 from hcops.usecases.audit import AuditOptions, make_auditor
 
 ORGS = (("st-mary", "provider"), ("northside", "provider"), ("bluecross", "payer"), ("cityrx", "pharmacy"))
+TXS_PER_SWEEP = 30  # 25 record pointers with digests, 5 short notes: no identifier among them
 
 
 def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str) -> str:
@@ -135,11 +141,28 @@ class Network:
         return RpcClient(f"http://127.0.0.1:{self.port_base}").status().height
 
 
+def feed(net: Network, count: int = TXS_PER_SWEEP, timeout: float = 30.0) -> None:
+    """Commit ``count`` transactions and wait until their block is in (outside the sweep's timing)."""
+    rpc = RpcClient(f"http://127.0.0.1:{net.port_base}", timeout=5.0)
+    start = rpc.status().height
+    for i in range(count):
+        value = hashlib.sha256(f"{i}-{time.time_ns()}".encode()).hexdigest()
+        tx = f"record/{uuid.uuid4()}={value}" if i % 6 else f"note/{uuid.uuid4().hex[:8]}=checked"
+        rpc.call("broadcast_tx_sync", tx=f'"{tx}"')
+    deadline = time.monotonic() + timeout
+    while rpc.status().height < start + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rpc.close()
+
+
 def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
     auditor = make_auditor(net.spec, AuditOptions(state_dir=net.state, audit_db=net.root / "bench-audit.db"))
     try:
-        auditor.run()  # warm-up: loads the policies, opens connections, verifies the log once
-        sweeps = [auditor.run() for _ in range(runs)]
+        auditor.run()  # warm-up: loads the policies, opens connections, verifies the log, reads the chain so far
+        sweeps = []
+        for _ in range(runs):
+            feed(net)
+            sweeps.append(auditor.run())
         high = sorted({f.id for f in sweeps[-1].report.findings if f.severity == "high"})
 
         def med(phase: str) -> float:
@@ -150,6 +173,10 @@ def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
             "nodes": net.nodes,
             "sweep_s": total,
             "observe_s": med("observe"),
+            "phi_s": med("phi"),
+            "phi_blocks": round(statistics.median(s.facts["phi"]["scanned"]["blocks"] for s in sweeps)),
+            "phi_txs": round(statistics.median(s.facts["phi"]["scanned"]["txs"] for s in sweeps)),
+            "phi_complete": all(s.facts["phi"]["complete"] for s in sweeps),
             "evaluate_s": med("evaluate"),
             "record_s": med("record"),
             "runs": runs,
@@ -226,6 +253,7 @@ def main() -> None:
                 row["arp_entries_over_limit"] = bool(limit is not None and n * (n + 1) > limit)
                 print(
                     f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (observe {row['observe_s']:.3f} s, "
+                    f"phi {row['phi_s']:.3f} s for {row['phi_blocks']} blocks / {row['phi_txs']} txs, "
                     f"evaluate {row['evaluate_s']:.3f} s, record {row['record_s']:.3f} s), "
                     f"high findings {row['high_findings'] or 'none'}",
                     flush=True,

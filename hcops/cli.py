@@ -18,7 +18,10 @@ from typing import Any, TypeVar
 import click
 
 from hcops import __version__, output
+from hcops.cli_consortium import register as register_consortium
+from hcops.cli_init import completion_command, init_command
 from hcops.errors import ExitCode, HcopsError, InvalidInput
+from hcops.policy.engines import ENGINES
 from hcops.policy.engines.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, EngineLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,17 +41,38 @@ def output_option(*choices: str) -> Callable[[F], F]:
                         show_default=True, help="Output format.")
 
 
-def _crash_log(exc: BaseException) -> Path:
-    folder = Path(os.environ.get("HCOPS_STATE_DIR") or ".hcops")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder
-    except OSError:
-        probe = Path(tempfile.gettempdir())
+def _crash_log(exc: BaseException) -> tuple[Path | None, str]:
+    """Save the traceback to a crash log: in the state folder, else in the temp folder. Returns the log's
+    path, or None and why it could not be written. Never raises: a failure here must not put a
+    traceback (of this very function) on the terminal in place of the short message."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = probe / f"crash-{stamp}.log"
-    path.write_text("".join(traceback.format_exception(exc)))
-    return path
+    problems: list[str] = []
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception as inner:  # e.g. an exception whose __str__ fails
+        text = f"{exc.__class__.__name__} (traceback unavailable: {inner.__class__.__name__})\n"
+    for folder in _crash_folders():
+        path = folder / f"crash-{stamp}-{os.getpid()}.log"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # O_EXCL and O_NOFOLLOW: a planted link or file is never written through; 0600, as the state
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
+                fh.write(text)
+            return path, ""
+        except Exception as inner:
+            where = getattr(inner, "filename", None) or path
+            problems.append(f"{where}: {getattr(inner, 'strerror', None) or inner.__class__.__name__}")
+    return None, "; ".join(problems) or "no folder to write it to"
+
+
+def _crash_folders() -> list[Path]:
+    state = Path(os.environ.get("HCOPS_STATE_DIR") or ".hcops")
+    try:
+        temp = tempfile.gettempdir()
+    except Exception:  # no usable temp folder at all (gettempdir raises then)
+        return [state]
+    return [state, Path(temp)]
 
 
 def run(func: Callable[..., int | None]) -> Callable[..., int | None]:
@@ -75,9 +99,13 @@ def run(func: Callable[..., int | None]) -> Callable[..., int | None]:
             output.error("interrupted")
             raise SystemExit(130) from None
         except Exception as exc:  # the boundary for unexpected failures: short message + where details went
-            log = _crash_log(exc)
-            output.error(f"internal error: {exc.__class__.__name__}: {exc}",
-                         f"details written to {log}; please report it")
+            log, why = _crash_log(exc)
+            saved = f"details written to {log}" if log else f"the details could not be saved ({why})"
+            try:
+                message = f"internal error: {exc.__class__.__name__}: {exc}"
+            except Exception:  # an exception whose __str__ fails must not escape as a traceback either
+                message = f"internal error: {exc.__class__.__name__}"
+            output.error(message, f"{saved}; please report it")
             raise SystemExit(ExitCode.INTERNAL) from None
         raise SystemExit(code or 0)
 
@@ -155,14 +183,17 @@ def validate(spec_file: Path, environment: str | None, fmt: str) -> int:
               help="Output directory.")
 @click.option("--target", type=click.Choice(["docker", "kubernetes", "ansible", "all"]), default="all",
               show_default=True)
+@click.option("--generate-keys", is_flag=True,
+              help="Create keys in the state folder for nodes that have no identity yet (else they must be there).")
 @run
-def render(spec_file: Path, environment: str | None, state_dir: Path | None, out_dir: Path, target: str) -> int:
+def render(spec_file: Path, environment: str | None, state_dir: Path | None, out_dir: Path, target: str,
+           generate_keys: bool) -> int:
     """Render manifests (compose, Kubernetes, Ansible) and per-node CometBFT config."""
     from hcops.render import TARGETS
     from hcops.usecases.render import render as render_manifests
 
     targets = list(TARGETS) if target == "all" else [target]
-    result = render_manifests(spec_file, environment, out_dir, targets, state_dir)
+    result = render_manifests(spec_file, environment, out_dir, targets, state_dir, generate_keys=generate_keys)
     output.text(f"rendered {len(result.files)} files for {', '.join(targets)} into {out_dir}")
     return 0
 
@@ -177,6 +208,13 @@ def _lock_timeout_option(func: F) -> F:
                         help="Seconds to wait for another apply/destroy of this network to finish.")(func)
 
 
+_engine_option = click.option(
+    "--engine", type=click.Choice(ENGINES), default="auto", envvar="HCOPS_ENGINE", show_default=True,
+    help="Policy engine: wasm (the pack compiled to WebAssembly, in-process), opa (the OPA binary, run by "
+         "hcops), embedded (regopy); auto: wasm below 1 MB of input, else opa when installed, else wasm for the "
+         "built-in pack, else embedded.")
+
+
 def _gate_options(func: F) -> F:
     for option in reversed([
         click.option("--policy", "policy_dirs", multiple=True, metavar="DIR",
@@ -188,17 +226,18 @@ def _gate_options(func: F) -> F:
         click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="Waivers file (id, resource, justification, approver, expiry)."),
         click.option("--strict", is_flag=True, help="Warnings fail the gate too."),
+        _engine_option,
         click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
-                     help="Evaluate with this OPA server instead of the embedded engine."),
+                     help="Evaluate with this OPA server (goes with --engine auto)."),
         click.option("--manifests", type=click.Choice(["provider", "all"]), default="provider", show_default=True,
                      help="Rendered manifests in the policy input: those of spec.provider.type (what apply "
                           "creates) or every target (what render writes)."),
         click.option("--engine-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
                      envvar="HCOPS_ENGINE_TIMEOUT", show_default=True, metavar="SECONDS",
-                     help="The embedded engine's time limit for one evaluation (the gate fails past it)."),
+                     help="The engine's time limit for one evaluation (the gate fails past it)."),
         click.option("--engine-memory", type=click.IntRange(min=64), default=DEFAULT_MEMORY_MB,
                      envvar="HCOPS_ENGINE_MEMORY_MB", show_default=True, metavar="MB",
-                     help="The embedded engine's memory limit for one evaluation (the gate fails past it)."),
+                     help="The engine's memory limit for one evaluation (the gate fails past it)."),
     ]):
         func = option(func)
     return func
@@ -254,25 +293,45 @@ def _summary(changes: Any) -> dict[str, int]:
 def plan_command(spec_file: Path, environment: str | None, state_dir: Path | None, prune_volumes: bool,
                  detailed_exitcode: bool, fmt: str) -> int:
     """Show what apply would do: per network, volume and container, create/update/delete/unchanged."""
+    from hcops.plan.membership import describe
     from hcops.usecases.deploy import plan as plan_changes
 
     outcome = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes)
-    changes = outcome.changes
+    changes, members, p = outcome.changes, outcome.membership, outcome.plan
     if fmt == "json":
-        output.as_json({"network": outcome.plan.name, "provider": outcome.plan.consortium.spec.provider.type,
-                        "spec_hash": outcome.plan.spec_hash(), "pending": len(changes.pending),
-                        "summary": _summary(changes), "changes": _changes_json(changes)})
+        output.as_json({"network": p.name, "provider": p.consortium.spec.provider.type,
+                        "spec_hash": p.spec_hash(), "pending": len(changes.pending) + len(members.changes),
+                        "summary": _summary(changes), "changes": _changes_json(changes),
+                        "genesis": {"sha256": p.genesis_sha256, "frozen": p.genesis_frozen,
+                                    "lockFile": str(p.lock_file) if p.lock_file else None},
+                        "pendingIdentities": list(p.pending),
+                        "validatorSetChanges": [
+                            {"node": c.node, "organization": c.organization, "change": c.kind.value,
+                             "validatorAddress": c.validator_address or None, "oldPower": c.old_power,
+                             "newPower": c.new_power} for c in members.ordered()],
+                        "votingPowerShares": {org: {"before": float(members.shares("before").get(org, 0)),
+                                                    "after": float(share)}
+                                              for org, share in members.shares("after").items()},
+                        "warnings": list(members.warnings)})
     else:
         output.wide_table(output.simple_table(["action", "kind", "name", "node", "changed fields"],
                                          _change_rows(changes),
-                                         title=f"plan for network {outcome.plan.name}"))
+                                         title=f"plan for network {p.name}"))
+        if members.changes:
+            output.text("validator-set changes (transactions on the live chain; the genesis stays frozen):")
+            for line in describe(members):
+                output.text(f"  {line}")
+        for warning in members.warnings:
+            output.text(f"warning: {warning}", err=True)
+        if p.pending:
+            output.text(f"no identity yet: {', '.join(p.pending)} (apply generates their keys)")
         s = _summary(changes)
-        if changes.pending:
+        if changes.pending or members.changes:
             output.text(f"{s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
-                        f"{s['unchanged']} unchanged")
+                        f"{s['unchanged']} unchanged, {len(members.changes)} validator-set change(s)")
         else:
             output.text("no changes: the network matches the spec")
-    return 2 if detailed_exitcode and changes.pending else 0
+    return 2 if detailed_exitcode and (changes.pending or members.changes) else 0
 
 
 @cli.command(name="apply")
@@ -290,7 +349,7 @@ def plan_command(spec_file: Path, environment: str | None, state_dir: Path | Non
 @run
 def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
                   prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
-                  data_files: tuple[Path, ...], waivers: Path | None, strict: bool, opa_url: str | None,
+                  data_files: tuple[Path, ...], waivers: Path | None, strict: bool, engine: str, opa_url: str | None,
                   manifests: str, engine_timeout: float, engine_memory: int, skip_gate: bool, reason: str | None,
                   fmt: str) -> int:
     """Create or update the network so that it matches the spec, then wait until every validator signs.
@@ -308,7 +367,7 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
         raise InvalidInput('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
     gate_options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                                 data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
-                                manifests="all" if manifests == "all" else "provider",
+                                engine=engine, manifests="all" if manifests == "all" else "provider",
                                 engine_limits=EngineLimits(engine_timeout, engine_memory))
 
     def gate_report(report: Any, recording: Any) -> None:
@@ -383,10 +442,11 @@ def status_command(spec_file: Path, environment: str | None, state_dir: Path | N
                         "undeclared": list(obs.undeclared), "facts": dict(obs.facts)})
         return 0
     output.wide_table(output.simple_table(
-        ["node", "org", "role", "container", "health", "height", "catching up", "peers", "power",
+        ["node", "org", "role", "container", "health", "RPC", "height", "catching up", "peers", "power",
          "last block"],
-        [[n.name, n.org, n.role, n.state, n.health, n.height, n.catching_up, n.peers, n.voting_power,
-          n.last_block_time] for n in obs.nodes], title=f"network {obs.network}"))
+        [[n.name, n.org, n.role, n.state, n.health, (n.facts.get("rpc") or {}).get("url") or n.rpc_address,
+          n.height, n.catching_up, n.peers, n.voting_power, n.last_block_time] for n in obs.nodes],
+        title=f"network {obs.network}"))
     for u in obs.undeclared:
         output.text(f"undeclared: {u.get('kind')} {u.get('name')} carries this network's labels", err=True)
     return 0
@@ -436,8 +496,8 @@ def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | 
 @run
 def check_command(spec_file: Path, environment: str | None, state_dir: Path | None,
                   policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None,
-                  strict: bool, opa_url: str | None, manifests: str, engine_timeout: float, engine_memory: int,
-                  fmt: str, output_file: Path | None) -> int:
+                  strict: bool, engine: str, opa_url: str | None, manifests: str, engine_timeout: float,
+                  engine_memory: int, fmt: str, output_file: Path | None) -> int:
     """Gate a release on the HIPAA policies: spec + rendered manifests against the Rego policy pack.
 
     Exit 0 when no deny finding is left after waivers, 1 when one is (or a warning with --strict),
@@ -448,7 +508,7 @@ def check_command(spec_file: Path, environment: str | None, state_dir: Path | No
 
     options = CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                            data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
-                           manifests="all" if manifests == "all" else "provider",
+                           engine=engine, manifests="all" if manifests == "all" else "provider",
                            engine_limits=EngineLimits(engine_timeout, engine_memory))
     outcome = check(spec_file, options)
     report = outcome.report
@@ -488,17 +548,18 @@ def policy_group() -> None:
 
 @policy_group.command(name="test")
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
+@_engine_option
 @click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
-              help="Run the tests on this OPA server instead of the embedded engine.")
+              help="Run the tests on this OPA server (goes with --engine auto).")
 @click.option("--builtin/--no-builtin", default=True, show_default=True,
               help="Also load (and test) the built-in pack.")
 @run
-def policy_test_command(dirs: tuple[Path, ...], opa_url: str | None, builtin: bool) -> int:
+def policy_test_command(dirs: tuple[Path, ...], engine: str, opa_url: str | None, builtin: bool) -> int:
     """Run the test_* rules of the *_test.rego files (built-in pack and DIRs); exit 1 on a failure."""
     from hcops.policy.formats import policy_tests_table
     from hcops.usecases.check import policy_tests
 
-    results = policy_tests(dirs, opa_url=opa_url, builtin=builtin)
+    results = policy_tests(dirs, opa_url=opa_url, builtin=builtin, engine=engine)
     output.wide_table(policy_tests_table(results))
     failed = [r for r in results if not r.passed]
     output.text(f"{len(results) - len(failed)}/{len(results)} policy tests passed")
@@ -561,7 +622,14 @@ def _parse_interval(text: str | None) -> float | None:
               help="Exit 1 when a finding at or above this severity is open.")
 @click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Waivers file (the gate's format); matching findings are reported as waived.")
-@click.option("--opa-url", default=None, help="Evaluate with this OPA server instead of the embedded engine.")
+@click.option("--attestations", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Attestations file (control, statement, attestedBy, attestedOn, expires). "
+                   "Default: attestations.yaml next to the spec, when present.")
+@click.option("--mrn-pattern", default=None, envvar="HCOPS_MRN_PATTERN", metavar="REGEX",
+              help="Medical record number format searched for in the chain's transactions "
+                   "(default: a number labelled MRN or 'medical record number').")
+@_engine_option
+@click.option("--opa-url", default=None, help="Evaluate with this OPA server (goes with --engine auto).")
 @click.option("--watch", is_flag=True, help="Audit continuously at a fixed interval until SIGINT/SIGTERM.")
 @click.option("--interval", default=None, metavar="DURATION",
               help="Watch interval (default: spec.audit.interval).")
@@ -582,15 +650,17 @@ def audit_command(ctx: click.Context, **kwargs: Any) -> None:
 
 @run
 def _audit(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-           fmt: str, fail_on: str, waivers: Path | None, opa_url: str | None, watch: bool,
-           interval: str | None, serve: str | None, max_sweeps: int | None) -> int:
+           fmt: str, fail_on: str, waivers: Path | None, attestations: Path | None, mrn_pattern: str | None,
+           engine: str, opa_url: str | None, watch: bool, interval: str | None, serve: str | None,
+           max_sweeps: int | None) -> int:
     from hcops.usecases import audit as uc
 
     if spec_file is None:
         raise InvalidInput("missing -f SPEC")
     if (serve or max_sweeps or interval) and not watch:
         raise InvalidInput("--interval, --serve and --max-sweeps need --watch")
-    options = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url)
+    options = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url, engine,
+                              attestations=attestations, mrn_pattern=mrn_pattern)
     if not watch:
         sweep = uc.audit_once(spec_file, options)
         _print_sweep(sweep, fmt, uc.sweep_json(sweep, sweep.facts["network"]))
@@ -636,15 +706,18 @@ def _print_sweep(sweep: Any, fmt: str, doc: dict[str, Any]) -> None:
     if fmt == "json":
         output.as_json(doc)
         return
-    if fmt in ("sarif", "junit"):
-        output.raw(formats.render(sweep.report, fmt))
+    if fmt in ("sarif", "junit"):  # the audit's own name, not the gate's (formats names the gate)
+        output.raw(formats.render(sweep.report, fmt).replace(
+            '<testsuites name="hcops policy gate"', '<testsuites name="hcops runtime audit"', 1))
         return
     output.wide_table(output.simple_table(
         ["node", "org", "role", "state", "up", "height", "peers", "image"],
         [[n["name"], n["org"], n["role"], n["state"], "yes" if n["up"] else "NO", n["height"], n["peers"],
           n["image"]] for n in doc["nodes"]], title=f"network {doc['network']}: audit {sweep.id}"))
     if sweep.report.findings or sweep.report.waived:
-        output.wide_table(formats.findings_table(sweep.report))
+        table = formats.findings_table(sweep.report)
+        table.title = f"hcops runtime audit: {'PASSED' if sweep.passed else 'FAILED'}"
+        output.wide_table(table)
     verdict = "passed" if sweep.passed else "FAILED"
     head = doc["sweep"]["head"]
     output.text(f"audit {sweep.id} {verdict}: {len(sweep.report.findings)} finding(s) "
@@ -696,16 +769,25 @@ def _audit_verify(spec_file: Path | None, environment: str | None, state_dir: Pa
               help="Report file to write.")
 @click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Waivers file, listed in the report and applied to the gate evaluation.")
+@click.option("--attestations", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Attestations file. Default: attestations.yaml next to the spec, when present.")
 @run
 def report_command(spec_file: Path, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-                   fmt: str, out_file: Path, waivers: Path | None) -> int:
+                   fmt: str, out_file: Path, waivers: Path | None, attestations: Path | None) -> int:
     """Write the compliance report: one row per HIPAA control with its rules, status and evidence."""
     from hcops.usecases.report import write_report
 
     result = write_report(spec_file, environment, state_dir, audit_db=audit_db, fmt=fmt, out=out_file,
-                          waivers=waivers)
+                          waivers=waivers, attestations=attestations)
     output.text(f"wrote {out_file}: {result.summary}")
     return 0
+
+
+cli.add_command(init_command)
+cli.add_command(completion_command)
+register_consortium(cli)  # org init, genesis assemble
+__import__("hcops.cli_backup").cli_backup.register(cli)  # backup, restore, drill
+__import__("hcops.cli_certs").cli_certs.register(cli)  # certs rotate
 
 
 def main(argv: list[str] | None = None) -> None:

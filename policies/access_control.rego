@@ -59,10 +59,10 @@ deny contains f if {
 	f := {
 		"id": "HC-AC1-RPC-PUBLISHED",
 		"msg": concat("", [
-			"service ", p.service, " publishes the RPC port ", p.target, " on ", host_label(p.host_ip),
+			p.kind, " ", p.service, " publishes the RPC port ", p.target, " on ", host_label(p.host_ip),
 			" (ports entry ", sprintf("%v", [p.raw]), ") while RPC exposure is `", lib.exposure, "`",
 		]),
-		"resource": lib.docker_resource(p.service),
+		"resource": p.resource,
 		"path": "spec.network.rpc.exposure",
 	}
 }
@@ -247,8 +247,8 @@ warn contains f if {
 	lib.port_matches(p.target, port)
 	f := {
 		"id": "HC-AC1-METRICS-PUBLISHED",
-		"msg": concat("", ["service ", p.service, " publishes the metrics port ", p.target, " on ", host_label(p.host_ip)]),
-		"resource": lib.docker_resource(p.service),
+		"msg": concat("", [p.kind, " ", p.service, " publishes the metrics port ", p.target, " on ", host_label(p.host_ip)]),
+		"resource": p.resource,
 	}
 }
 

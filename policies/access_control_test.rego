@@ -86,6 +86,12 @@ test_rpc_published_fires_on_all_port_forms if {
 	}
 }
 
+test_rpc_published_fires_for_a_container_document if {
+	doc := patched([{"op": "add", "path": "/manifests/dockerContainers/0/ports/0/host_ip", "value": "0.0.0.0"}])
+	some f in td.with_id(denies(doc), "HC-AC1-RPC-PUBLISHED")
+	f.resource == "manifest/docker/container/regional-health-net-stmary-val-0"
+}
+
 test_rpc_published_fires_for_host_exposure if {
 	doc := with_exposure(with_ports(["26657:26657"]), "host", false)
 	"HC-AC1-RPC-PUBLISHED" in td.ids(denies(doc))

@@ -8,6 +8,7 @@ import data.hcops.hipaa.audit
 import data.hcops.hipaa.authentication
 import data.hcops.hipaa.baa
 import data.hcops.hipaa.contingency
+import data.hcops.hipaa.hardening
 import data.hcops.hipaa.integrity
 import data.hcops.hipaa.phi
 import data.hcops.hipaa.testdata as td
@@ -25,7 +26,7 @@ findings(doc) := r if {
 }
 
 # Comprehensions, so that a family without warn (or deny) rules contributes nothing.
-all_denies := (((((({f | some f in access_control.deny} | {f | some f in audit.deny}) | {f | some f in authentication.deny}) | {f | some f in baa.deny}) | {f | some f in contingency.deny}) | {f | some f in integrity.deny}) | {f | some f in phi.deny}) | {f | some f in transmission.deny}
+all_denies := ((((((({f | some f in access_control.deny} | {f | some f in audit.deny}) | {f | some f in authentication.deny}) | {f | some f in baa.deny}) | {f | some f in contingency.deny}) | {f | some f in integrity.deny}) | {f | some f in phi.deny}) | {f | some f in transmission.deny}) | {f | some f in hardening.deny}
 
 all_warns := (((((({f | some f in access_control.warn} | {f | some f in audit.warn}) | {f | some f in authentication.warn}) | {f | some f in baa.warn}) | {f | some f in contingency.warn}) | {f | some f in integrity.warn}) | {f | some f in phi.warn}) | {f | some f in transmission.warn}
 

@@ -97,8 +97,8 @@ warn contains f if {
 # METADATA
 # title: Writable root filesystem (docker)
 # description: >-
-#   A compose service does not set `read_only: true`, so a compromised node process can alter the
-#   binaries and configuration it runs with. Deny.
+#   A compose service or node container document does not set `read_only: true`, so a compromised
+#   node process can alter the binaries and configuration it runs with. Deny.
 # scope: rule
 # custom:
 #   id: HC-IN1-DOCKER-ROOTFS-WRITABLE
@@ -109,12 +109,12 @@ warn contains f if {
 #   remediation: >-
 #     Render the service with `read_only: true` and tmpfs or volumes for the writable paths.
 deny contains f if {
-	some name, svc in lib.docker_services
-	not object.get(svc, "read_only", false) == true
+	some w in lib.docker_workloads
+	not w.read_only == true
 	f := {
 		"id": "HC-IN1-DOCKER-ROOTFS-WRITABLE",
-		"msg": sprintf("service %s runs with a writable root filesystem", [name]),
-		"resource": lib.docker_resource(name),
+		"msg": concat("", [w.kind, " ", w.name, " runs with a writable root filesystem"]),
+		"resource": w.resource,
 	}
 }
 

@@ -112,6 +112,14 @@ test_docker_rootfs_writable_fires_when_unset if {
 	f.resource == "manifest/docker/service/cityrx-val-0"
 }
 
+# The node container documents (what `hcops apply` creates) are judged like the compose services.
+test_docker_rootfs_writable_fires_for_a_container_document if {
+	doc := patched([{"op": "add", "path": "/manifests/dockerContainers/4/read_only", "value": false}])
+	some f in td.with_id(denies(doc), "HC-IN1-DOCKER-ROOTFS-WRITABLE")
+	f.resource == "manifest/docker/container/regional-health-net-state-obs-0"
+	f.msg == "container regional-health-net-state-obs-0 runs with a writable root filesystem"
+}
+
 test_docker_rootfs_writable_passes if {
 	not "HC-IN1-DOCKER-ROOTFS-WRITABLE" in td.ids(denies(td.example))
 }

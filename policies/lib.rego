@@ -126,13 +126,68 @@ docker_port(p) := {"host_ip": host, "target": parts[count(parts) - 1]} if {
 
 docker_port(p) := {"host_ip": object.get(p, "host_ip", ""), "target": port_string(p.target)} if is_object(p)
 
-# Published ports of docker services that are reachable beyond the host's loopback interface.
-docker_published contains {"service": name, "host_ip": e.host_ip, "target": e.target, "raw": p} if {
+# The node container documents the Docker provider creates from (hcops.render.docker_doc): one per
+# node, with the fields compose renders too (user, cap_drop, security_opt, ports with host addresses...).
+docker_containers := object.get(input, ["manifests", "dockerContainers"], [])
+
+docker_container_resource(name) := concat("/", ["manifest/docker/container", name])
+
+# Published ports of docker services and of node container documents that are reachable beyond the
+# host's loopback interface. `service` names the compose service or the container; `node` the node
+# whose config.toml the published port serves (a compose node service is named after its node).
+docker_published contains {
+	"kind": "service", "service": name, "node": name, "resource": docker_resource(name),
+	"host_ip": e.host_ip, "target": e.target, "raw": p,
+} if {
 	some name, svc in docker_services
 	some p in object.get(svc, "ports", [])
 	e := docker_port(p)
 	not loopback_host(e.host_ip)
 }
+
+docker_published contains {
+	"kind": "container", "service": c.name, "node": object.get(c, "node", ""),
+	"resource": docker_container_resource(c.name),
+	"host_ip": object.get(p, "host_ip", ""), "target": port_string(p.container_port), "raw": p,
+} if {
+	some c in docker_containers
+	some p in object.get(c, "ports", [])
+	not loopback_host(object.get(p, "host_ip", ""))
+}
+
+# Every Docker workload, compose service or container document, with the hardening facts the rules
+# read (not the whole object: see k8s_containers).
+docker_workloads contains {
+	"kind": "service", "name": name, "resource": docker_resource(name),
+	"user": object.get(svc, "user", ""), "privileged": object.get(svc, "privileged", false),
+	"read_only": object.get(svc, "read_only", false), "cap_drop": object.get(svc, "cap_drop", []),
+	"cap_add": object.get(svc, "cap_add", []), "security_opt": object.get(svc, "security_opt", []),
+} if {
+	some name, svc in docker_services
+}
+
+docker_workloads contains {
+	"kind": "container", "name": c.name, "resource": docker_container_resource(c.name),
+	"user": object.get(c, "user", ""), "privileged": object.get(c, "privileged", false),
+	"read_only": object.get(c, "read_only", false), "cap_drop": object.get(c, "cap_drop", []),
+	"cap_add": object.get(c, "cap_add", []), "security_opt": object.get(c, "security_opt", []),
+} if {
+	some c in docker_containers
+}
+
+# A node's rendered config.toml serves its RPC over TLS only: both files set (CometBFT then serves
+# HTTPS and nothing else on rpc.laddr).
+config_tls(n) if {
+	cert := object.get(n.config, ["rpc", "tls_cert_file"], "")
+	key := object.get(n.config, ["rpc", "tls_key_file"], "")
+	is_string(cert)
+	is_string(key)
+	cert != ""
+	key != ""
+}
+
+# Names of the nodes whose rendered config.toml serves TLS.
+tls_nodes := {n.name | some n in input.nodes; config_tls(n)}
 
 # Environment variables with a literal value: list form ["NAME=value"] and map form {NAME: value}.
 docker_env(svc) := {[name, value] |
@@ -169,15 +224,38 @@ k8s_containers contains x if {
 	some obj in k8s_objects
 	ps := pod_spec(obj)
 	resource := k8s_resource(obj)
+	psc := object.get(ps, "securityContext", {})
 	some field in ["initContainers", "containers"]
 	some c in object.get(ps, field, [])
+	sc := object.get(c, "securityContext", {})
 	x := {
 		"kind": obj.kind,
 		"object": object.get(obj, ["metadata", "name"], "unnamed"),
 		"resource": resource,
 		"name": object.get(c, "name", ""),
 		"env": object.get(c, "env", []),
-		"readOnlyRootFilesystem": object.get(c, ["securityContext", "readOnlyRootFilesystem"], false),
+		"readOnlyRootFilesystem": object.get(sc, "readOnlyRootFilesystem", false),
+		"privileged": object.get(sc, "privileged", false),
+		"allowPrivilegeEscalation": object.get(sc, "allowPrivilegeEscalation", null),
+		# The container's setting wins over the pod's, as the kubelet applies them.
+		"runAsNonRoot": object.get(sc, "runAsNonRoot", object.get(psc, "runAsNonRoot", null)),
+		"runAsUser": object.get(sc, "runAsUser", object.get(psc, "runAsUser", null)),
+		"capDrop": object.get(sc, ["capabilities", "drop"], []),
+		"capAdd": object.get(sc, ["capabilities", "add"], []),
+		"seccomp": object.get(sc, ["seccompProfile", "type"], object.get(psc, ["seccompProfile", "type"], null)),
+	}
+}
+
+# Every workload's pod template: the pod-level facts the rules read.
+k8s_pods contains x if {
+	some obj in k8s_objects
+	ps := pod_spec(obj)
+	x := {
+		"kind": obj.kind,
+		"object": object.get(obj, ["metadata", "name"], "unnamed"),
+		"namespace": object.get(obj, ["metadata", "namespace"], ""),
+		"resource": k8s_resource(obj),
+		"automountServiceAccountToken": object.get(ps, "automountServiceAccountToken", null),
 	}
 }
 

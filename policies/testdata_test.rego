@@ -37,7 +37,7 @@ namespace := "regional-health-net"
 
 digest := "sha256:54e4efce2a2612b63b51f757abe3d7c92eae9af1dcf4ad959b40d4d177f02e7e"
 
-tagged_image := "cometbft/cometbft:v0.38.17"
+tagged_image := "hcops/cometbft:0.38.17"
 
 image := sprintf("%s@%s", [tagged_image, digest])
 
@@ -147,7 +147,7 @@ node_entry(t) := {
 	"name": t.name, "org": t.org, "orgRole": t.orgRole, "role": t.role, "power": t.power,
 	"path": sprintf("spec.organizations[%d].nodes[0]", [t.org_index]),
 	"image": image,
-	"imageRef": {"repository": "cometbft/cometbft", "tag": "v0.38.17", "digest": digest},
+	"imageRef": {"repository": "hcops/cometbft", "tag": "0.38.17", "digest": digest},
 	"resources": {"cpu": "500m", "memory": "512Mi"},
 	"storage": {"size": "10Gi", "encrypted": true},
 	"config": node_config(t),
@@ -174,6 +174,29 @@ docker_service(i, t) := {
 	"labels": labels(t),
 	"restart": "unless-stopped",
 }
+
+# The node container documents (manifests.dockerContainers, hcops.render.docker_doc): what the Docker
+# provider creates, with the same ports and hardening as the compose services above.
+docker_container(i, t) := {
+	"node": t.name, "name": concat("-", [name, t.name]), "hostname": t.name, "image": image,
+	"user": "10001:10001", "command": ["start", "--home", "/cometbft"], "env": {},
+	"volume": concat("-", [name, t.name, "data"]), "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},
+	"ports": [{"container_port": 26657, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 26657 + (10 * i)}],
+	"network": name, "ipv4_address": sprintf("10.148.0.%d", [10 + i]), "aliases": [t.name],
+	"cap_add": [], "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"], "privileged": false,
+	"read_only": true,
+	"resources": {"memory_bytes": 536870912, "memory_swap_bytes": 536870912, "nano_cpus": 500000000, "pids_limit": 512},
+	"restart": "unless-stopped", "stop_signal": "SIGTERM",
+	"healthcheck": {"test": ["CMD", "/usr/local/bin/hcops-probe"], "interval_s": 5, "timeout_s": 3, "retries": 3, "start_period_s": 15},
+	"log_driver": "json-file", "log_options": {"max-file": "3", "max-size": "10m"},
+	"files": [{"path": "config/config.toml", "mode": 420, "secret": false, "digest": "0123456789ab"}],
+	"labels": labels(t),
+}
+
+docker_containers := [docker_container(i, t) |
+	some i
+	t := node_table[i]
+]
 
 docker := {
 	"services": {t.name: docker_service(i, t) |
@@ -243,7 +266,10 @@ k8s_statefulset(t) := {
 			"metadata": {"labels": pod_labels(t)},
 			"spec": {
 				"automountServiceAccountToken": false,
-				"securityContext": {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+				"securityContext": {
+					"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "runAsNonRoot": true,
+					"seccompProfile": {"type": "RuntimeDefault"},
+				},
 				"initContainers": [{
 					"name": "init-home", "image": image,
 					"command": ["sh", "-c", "cp /config/config.toml /keys/*.json /cometbft/config/"],
@@ -283,14 +309,27 @@ k8s_statefulset(t) := {
 	},
 }
 
+# The namespace, enforcing the restricted Pod Security Standard.
+k8s_namespace := {
+	"apiVersion": "v1", "kind": "Namespace",
+	"metadata": {"name": namespace, "labels": {
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/audit": "restricted",
+		"pod-security.kubernetes.io/warn": "restricted",
+	}},
+}
+
 # Layout (json.patch paths depend on it): [0] default-deny, [1] allow-consortium, then for node i
-# [2 + 3i] ConfigMap, [3 + 3i] Service, [4 + 3i] StatefulSet.
+# [2 + 3i] ConfigMap, [3 + 3i] Service, [4 + 3i] StatefulSet; the Namespace last ([17]).
 kubernetes := array.concat(
-	[k8s_default_deny, k8s_allow_consortium],
-	[obj |
-		some t in node_table
-		some obj in [k8s_configmap(t), k8s_service(t), k8s_statefulset(t)]
-	],
+	array.concat(
+		[k8s_default_deny, k8s_allow_consortium],
+		[obj |
+			some t in node_table
+			some obj in [k8s_configmap(t), k8s_service(t), k8s_statefulset(t)]
+		],
+	),
+	[k8s_namespace],
 )
 
 example := {
@@ -303,7 +342,7 @@ example := {
 	"organizations": organizations,
 	"nodes": nodes,
 	"chain": chain,
-	"manifests": {"docker": docker, "kubernetes": kubernetes},
+	"manifests": {"docker": docker, "dockerContainers": docker_containers, "kubernetes": kubernetes},
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -480,9 +519,9 @@ violations["HC-AR1-AUDIT-INTERVAL-MISSING"] := json.patch(example, [{"op": "add"
 violations["HC-AR1-AUDIT-INTERVAL-LONG"] := json.patch(example, [{"op": "add", "path": "/spec/audit/interval", "value": "48h"}])
 
 violations["HC-IN1-IMAGE-LATEST"] := json.patch(example, [
-	{"op": "add", "path": "/nodes/0/image", "value": "cometbft/cometbft:latest"},
-	{"op": "add", "path": "/nodes/0/imageRef", "value": {"repository": "cometbft/cometbft", "tag": "latest", "digest": null}},
-	{"op": "add", "path": "/spec/organizations/0/nodes/0/image", "value": "cometbft/cometbft:latest"},
+	{"op": "add", "path": "/nodes/0/image", "value": "hcops/cometbft:latest"},
+	{"op": "add", "path": "/nodes/0/imageRef", "value": {"repository": "hcops/cometbft", "tag": "latest", "digest": null}},
+	{"op": "add", "path": "/spec/organizations/0/nodes/0/image", "value": "hcops/cometbft:latest"},
 ])
 
 violations["HC-IN1-IMAGE-NO-DIGEST-PROD"] := json.patch(example, no_digest)
@@ -494,6 +533,54 @@ violations["HC-IN1-DOCKER-ROOTFS-WRITABLE"] := json.patch(example, [{"op": "add"
 violations["HC-IN1-K8S-ROOTFS-WRITABLE"] := json.patch(example, [{
 	"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem",
 	"value": false,
+}])
+
+violations["HC-IN1-K8S-PRIVILEGED"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/securityContext/privileged",
+	"value": true,
+}])
+
+violations["HC-IN1-K8S-PRIVILEGE-ESCALATION"] := json.patch(example, [{
+	"op": "remove", "path": "/manifests/kubernetes/4/spec/template/spec/initContainers/0/securityContext/allowPrivilegeEscalation",
+}])
+
+violations["HC-IN1-K8S-RUN-AS-ROOT"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/securityContext/runAsNonRoot",
+	"value": false,
+}])
+
+violations["HC-IN1-K8S-CAPABILITIES"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/securityContext/capabilities",
+	"value": {"drop": ["NET_RAW"]},
+}])
+
+violations["HC-IN1-K8S-SECCOMP"] := json.patch(example, [{
+	"op": "remove", "path": "/manifests/kubernetes/4/spec/template/spec/securityContext/seccompProfile",
+}])
+
+violations["HC-IN1-K8S-SA-TOKEN"] := json.patch(example, [{
+	"op": "remove", "path": "/manifests/kubernetes/4/spec/template/spec/automountServiceAccountToken",
+}])
+
+violations["HC-IN1-K8S-POD-SECURITY"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/kubernetes/17/metadata/labels/pod-security.kubernetes.io~1enforce",
+	"value": "baseline",
+}])
+
+violations["HC-IN1-DOCKER-CAPABILITIES"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/docker/services/stmary-val-0/cap_drop", "value": [],
+}])
+
+violations["HC-IN1-DOCKER-NEW-PRIVILEGES"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/dockerContainers/0/security_opt", "value": [],
+}])
+
+violations["HC-IN1-DOCKER-ROOT-USER"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/docker/services/stmary-val-0/user", "value": "0:0",
+}])
+
+violations["HC-IN1-DOCKER-PRIVILEGED"] := json.patch(example, [{
+	"op": "add", "path": "/manifests/dockerContainers/1/privileged", "value": true,
 }])
 
 violations["HC-PA1-ADDR-BOOK-NOT-STRICT"] := json.patch(example, array.concat(
@@ -609,8 +696,8 @@ variants["untagged-image-no-environment"] := json.patch(example, [
 	{"op": "add", "path": "/environment", "value": null},
 	{"op": "add", "path": "/tier", "value": null},
 	{"op": "remove", "path": "/spec/tier"},
-	{"op": "add", "path": "/nodes/1/image", "value": "cometbft/cometbft"},
-	{"op": "add", "path": "/nodes/1/imageRef", "value": {"repository": "cometbft/cometbft", "tag": null, "digest": null}},
+	{"op": "add", "path": "/nodes/1/image", "value": "hcops/cometbft"},
+	{"op": "add", "path": "/nodes/1/imageRef", "value": {"repository": "hcops/cometbft", "tag": null, "digest": null}},
 	{"op": "add", "path": "/spec/network/rpc/unsafe", "value": true},
 	{"op": "add", "path": "/nodes/2/config/rpc/unsafe", "value": true},
 ])

@@ -36,8 +36,10 @@ deny contains f if {
 # METADATA
 # title: Plaintext RPC published beyond loopback (docker)
 # description: >-
-#   TLS is off and a compose service publishes the RPC port on a non-loopback host address, so
-#   plaintext RPC is reachable from the network whatever the declared exposure. Deny.
+#   A compose service or a node container document publishes the RPC port on a non-loopback host
+#   address while the node's rendered config.toml sets no TLS certificate and key (rpc.tls_cert_file,
+#   rpc.tls_key_file): what would be deployed serves plaintext RPC to the network, whatever the spec
+#   says. Judged on the output, so a hand-edited or stale manifest is caught too. Deny.
 # scope: rule
 # custom:
 #   id: HC-TS1-PLAINTEXT-RPC-PUBLISHED
@@ -46,16 +48,18 @@ deny contains f if {
 #     - 164.312(e)(1)
 #     - 164.312(e)(2)(i)
 #   severity: high
-#   remediation: Publish the RPC port on 127.0.0.1 only, or set spec.network.rpc.tls to true.
+#   remediation: >-
+#     Publish the RPC port on 127.0.0.1 only, or set spec.network.rpc.tls to true and render again
+#     (hcops then sets rpc.tls_cert_file and rpc.tls_key_file in every node's config.toml).
 deny contains f if {
-	not lib.rpc_tls
 	some p in lib.docker_published
 	some port in lib.rpc_ports
 	lib.port_matches(p.target, port)
+	not p.node in lib.tls_nodes
 	f := {
 		"id": "HC-TS1-PLAINTEXT-RPC-PUBLISHED",
-		"msg": concat("", ["service ", p.service, " publishes plaintext RPC (port ", p.target, ") beyond loopback"]),
-		"resource": lib.docker_resource(p.service),
+		"msg": concat("", [p.kind, " ", p.service, " publishes plaintext RPC (port ", p.target, ") beyond loopback"]),
+		"resource": p.resource,
 		"path": "spec.network.rpc.tls",
 	}
 }
@@ -63,8 +67,9 @@ deny contains f if {
 # METADATA
 # title: Plaintext RPC exposed outside the cluster (kubernetes)
 # description: >-
-#   TLS is off and a NodePort or LoadBalancer Service exposes the RPC port outside the cluster.
-#   Deny.
+#   A NodePort or LoadBalancer Service exposes the RPC port outside the cluster while the rendered
+#   config.toml of a node it selects (every node, when it does not select one by hcops.node) sets no
+#   TLS certificate and key. Deny.
 # scope: rule
 # custom:
 #   id: HC-TS1-PLAINTEXT-RPC-SERVICE
@@ -73,15 +78,29 @@ deny contains f if {
 #     - 164.312(e)(1)
 #     - 164.312(e)(2)(i)
 #   severity: high
-#   remediation: Use a ClusterIP Service for RPC, or set spec.network.rpc.tls to true.
+#   remediation: Use a ClusterIP Service for RPC, or set spec.network.rpc.tls to true and render again.
 deny contains f if {
-	not lib.rpc_tls
 	some svc in lib.k8s_external_services
 	lib.k8s_service_exposes_rpc(svc)
+	some n in input.nodes
+	service_selects(svc, n)
+	not lib.config_tls(n)
 	f := {
 		"id": "HC-TS1-PLAINTEXT-RPC-SERVICE",
 		"msg": sprintf("Service %s of type %s exposes plaintext RPC outside the cluster", [svc.metadata.name, lib.service_type(svc)]),
 		"resource": lib.k8s_resource(svc),
 		"path": "spec.network.rpc.tls",
 	}
+}
+
+# A Service selects a node's pod when its selector names the node (hcops.node or the
+# app.kubernetes.io/instance label); one that names no node is taken to reach every node.
+service_selects(svc, n) if n.name in node_selectors(svc)
+
+service_selects(svc, _) if count(node_selectors(svc)) == 0
+
+node_selectors(svc) := {v |
+	some k in ["hcops.node", "app.kubernetes.io/instance"]
+	v := object.get(svc, ["spec", "selector", k], null)
+	is_string(v)
 }

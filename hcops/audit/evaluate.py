@@ -3,6 +3,7 @@ finding model and waivers, so that ``hcops audit`` reports exactly like ``hcops 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,3 +89,14 @@ def evaluate(
         policy_files=tuple(f.name for f in pack.files),
         pack=sealed,
     )
+
+
+def with_findings(report: GateReport, extra: Sequence[Finding], fail_on: str) -> GateReport:
+    """The report with findings made outside the policies (expired attestations) added and judged alike."""
+    if not extra:
+        return report
+    findings = tuple(sort_findings([*report.findings, *extra]))
+    summary = Summary(deny=sum(f.level == "deny" for f in findings), warn=sum(f.level == "warn" for f in findings),
+                      waived=report.summary.waived)
+    return dataclasses.replace(report, findings=findings, summary=summary,
+                               passed=not any(at_or_above(f, fail_on) for f in findings))

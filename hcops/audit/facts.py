@@ -23,6 +23,7 @@ STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval
 BLOCK_AGE_ALLOWANCE_NS = 2_000_000_000
 OVERDUE_INTERVALS = 2  # the audit must run within 2 x audit.interval
 _SERVICES = {RPC_PORT: "rpc", P2P_PORT: "p2p", METRICS_PORT: "metrics"}
+_FILE_KEYS = ("mode", "uid", "gid", "error")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Previous:
     time_ns: int
     height: int | None
     image_ids: Mapping[str, str]
+    phi_cursor: Mapping[str, Any] | None = None  # hcops.audit.chainscan.Cursor, as recorded
 
     @classmethod
     def from_summary(cls, doc: Mapping[str, Any] | None) -> Previous | None:
@@ -44,6 +46,7 @@ class Previous:
             time_ns=int(doc["timeNs"]),
             height=chain.get("height"),
             image_ids=dict(doc.get("imageIds") or {}),
+            phi_cursor=doc.get("phiCursor"),
         )
 
 
@@ -97,20 +100,8 @@ def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _files(raw: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    out = []
-    for path, meta in sorted((raw or {}).items()):
-        meta = meta or {}
-        out.append(
-            {
-                "path": path,
-                "present": "mode" in meta,
-                "mode": meta.get("mode"),
-                "uid": meta.get("uid"),
-                "gid": meta.get("gid"),
-                "error": meta.get("error"),
-            }
-        )
-    return out
+    return [{"path": path, "present": "mode" in (meta or {}), **{k: (meta or {}).get(k) for k in _FILE_KEYS}}
+            for path, meta in sorted((raw or {}).items())]
 
 
 def _rpc(raw: Mapping[str, Any] | None, now_ns: int) -> dict[str, Any]:
@@ -128,6 +119,7 @@ def _rpc(raw: Mapping[str, Any] | None, now_ns: int) -> dict[str, Any]:
         "latestBlockTime": raw.get("latest_block_time"),
         "latestBlockAgeNs": (now_ns - block_ns) if block_ns is not None else None,
         "peers": sorted(raw.get("peers") or ()),
+        **({"tls": raw["tls"]} if raw.get("tls") is not None else {}),  # TS-2, camelCase (providers.tls)
     }
 
 
@@ -148,7 +140,11 @@ def _rpc_from_status(status: NodeStatus) -> dict[str, Any]:
     }
 
 
-def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int) -> dict[str, Any]:
+_NO_STORAGE = {"measured": False, "encrypted": None, "detail": "the provider reported no storage facts"}
+
+
+def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int,
+               storage: Mapping[str, Any] | None = None) -> dict[str, Any]:
     n = plan.node(status.name)
     c: Mapping[str, Any] = status.facts.get("container") or {}
     running = status.state == "running"
@@ -167,6 +163,7 @@ def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int) -> dict[str, 
             "nodeId": n.keys.node_id,
             "validatorAddress": n.keys.validator_address,
             "power": n.node.power,
+            "storageEncrypted": n.node.storage.encrypted,
         },
         "present": status.present,
         "state": status.state or "absent",
@@ -200,6 +197,7 @@ def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int) -> dict[str, 
         },
         "labels": dict(c.get("labels") or {}),
         "rpc": rpc,
+        "storage": dict(storage or _NO_STORAGE),  # where its data lives and whether that is encrypted
     }
 
 
@@ -283,12 +281,16 @@ def build_facts(
     environment: str | None = None,
     previous: Previous | None = None,
     audit_log: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The fact document of one sweep (see policies/runtime/README.md)."""
+    """The fact document of one sweep (see policies/runtime/README.md); ``extra`` adds the sections the sweep
+    measures itself (``phi``, ``attestations``)."""
     c = plan.consortium
     now_ns = int(now.timestamp() * 1_000_000) * 1000
     by_name = {s.name: s for s in obs.nodes}
-    nodes = [node_facts(plan, by_name[n.name], now_ns) for n in plan.nodes if n.name in by_name]
+    storage = obs.facts.get("storage") or {}
+    nodes = [node_facts(plan, by_name[n.name], now_ns, storage.get(n.name)) for n in plan.nodes
+             if n.name in by_name]
     for n in nodes:
         n["image"]["previousId"] = previous.image_ids.get(n["name"]) if previous else None
     pin = IMAGE_REF.match(c.spec.chain.image)
@@ -297,6 +299,7 @@ def build_facts(
         "kind": "AuditFacts",
         "network": plan.name,
         "environment": environment,
+        "tier": plan.loaded.tier.value if plan.loaded.tier else None,
         "provider": obs.facts.get("provider"),
         "sweep": {
             "id": sweep_id,
@@ -308,6 +311,7 @@ def build_facts(
             "image": c.spec.chain.image,
             "imageDigest": pin.group("digest") if pin else None,
             "rpc": {"exposure": c.spec.network.rpc.exposure.value, "tls": c.spec.network.rpc.tls},
+            "data": {"phiOnChain": c.spec.data.phi_on_chain, "txIndex": c.spec.data.tx_index},
             "audit": {
                 "enabled": c.spec.audit.enabled,
                 "intervalNs": _ns(c.spec.audit.interval),
@@ -331,6 +335,9 @@ def build_facts(
         "undeclared": [_undeclared(u) for u in obs.undeclared],
         "chain": _chain(plan, nodes, chain_reads(obs), previous, now_ns),
         "audit": _audit(c.spec.audit.interval, previous, now_ns, audit_log),
+        "phi": {"policy": c.spec.data.phi_on_chain, "hits": [], "complete": False, "error": "not scanned"},
+        "attestations": {"active": [], "expired": []},
+        **(extra or {}),
     }
 
 
@@ -375,6 +382,7 @@ def nodes_summary(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
             "imageId": n["image"]["id"],
             "restartCount": n["restartCount"],
             "nodeId": n["rpc"]["nodeId"],
+            "storage": {k: (n.get("storage") or {}).get(k) for k in ("measured", "encrypted", "method", "detail")},
         }
         for n in facts["nodes"]
     ]

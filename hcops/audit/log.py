@@ -20,6 +20,7 @@ from typing import Any
 
 from hcops.audit.chain import GENESIS, Record, Verification, canonical, record_hash, verify_records
 from hcops.errors import EnvironmentProblem, InvalidInput
+from hcops.fsutil import make_dirs
 from hcops.plan.state import network_dir
 
 DB_ENV = "HCOPS_AUDIT_DB"
@@ -86,7 +87,8 @@ class AuditLog:
         if not create and not path.exists():
             raise InvalidInput(f"no audit log at {path}", hint="run `hcops audit` first, or pass --audit-db")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # The state folder it usually lives in must be 0700 like the keys beside it.
+            make_dirs(path.parent, private=True)
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import Counter as PromCounter
 
+from hcops.audit.catalogue import EVIDENCE_CLASSES
 from hcops.audit.sweep import Sweep
 from hcops.errors import EnvironmentProblem, InvalidInput
 
@@ -39,6 +41,25 @@ class AuditMetrics:
             registry=self.registry,
         )
         self.sweeps = Gauge("hcops_audit_sweeps", "Sweeps recorded since start.", registry=self.registry)
+        self.evidence = Gauge(
+            "hcops_control_evidence",
+            "How each HIPAA control is known after the last sweep: 1 for its evidence class (verified, attested, "
+            "declared, none), 0 for the others.",
+            ["control", "evidence"],
+            registry=self.registry,
+        )
+        # Backups (hcops.backup): from the fact document's ``backup`` section, i.e. the audit log's records,
+        # so backups run by cron, by hand or by the watch all count. Alert on
+        # time() - hcops_backup_last_success_timestamp > 2 x the schedule's interval (a missed run).
+        self.backup_last_success = Gauge(
+            "hcops_backup_last_success_timestamp",
+            "Unix time of the last successful backup recorded in the audit log (0: none).",
+            registry=self.registry,
+        )
+        self.backup_failures = PromCounter(
+            "hcops_backup_failures", "Failed backup runs recorded in the audit log.", registry=self.registry
+        )
+        self._backup_failures_seen = 0
         self._lock = threading.Lock()
         self.last_success_monotonic: float | None = None
 
@@ -54,10 +75,24 @@ class AuditMetrics:
                 self.up.labels(node=n["name"]).set(1 if n["up"] else 0)
                 if isinstance(n["rpc"]["height"], int):
                     self.height.labels(node=n["name"]).set(n["rpc"]["height"])
+            for control, current in sweep.classes.items():
+                for cls in EVIDENCE_CLASSES:
+                    self.evidence.labels(control=control, evidence=cls).set(1 if cls == current else 0)
+            self._observe_backups(sweep.facts.get("backup"))
             self.sweep_seconds.set(sweep.seconds)
             self.last_success.set(sweep.finished.timestamp())
             self.sweeps.inc()
             self.last_success_monotonic = time.monotonic()
+
+    def _observe_backups(self, backup: Any) -> None:
+        if not isinstance(backup, dict):
+            return
+        last = backup.get("lastSuccessTimeNs")
+        self.backup_last_success.set(last / 1e9 if isinstance(last, int) else 0)
+        failures = int(backup.get("failures") or 0)
+        if failures > self._backup_failures_seen:  # a counter only goes up: add what is new in the log
+            self.backup_failures.inc(failures - self._backup_failures_seen)
+        self._backup_failures_seen = max(self._backup_failures_seen, failures)
 
     def text(self) -> bytes:
         with self._lock:

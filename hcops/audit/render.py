@@ -13,6 +13,12 @@ from hcops.audit.report import when
 from hcops.resources import bundled
 
 FORMATS = ("html", "json", "md")
+LEGEND = (
+    ("verified", "a sweep measured it on the running network (and the gate judged the spec that sweep audited)"),
+    ("attested", "a person stated it in an attestation that is signed off and unexpired"),
+    ("declared", "only the spec says so: the gate judged the declaration, nothing measured it; never a pass"),
+    ("none", "nothing measures it and no attestation covers it"),
+)
 
 
 def template_dir() -> Path:
@@ -43,7 +49,8 @@ def to_html(doc: dict[str, Any]) -> str:
     env.filters["short"] = _short
     env.filters["when"] = when
     peak = max((d["high"] + d["medium"] + d["low"] for d in doc["history"]), default=0)
-    return env.get_template("report.html.j2").render(r=doc, peak=peak, bar=_bar, version=hcops.__version__)
+    return env.get_template("report.html.j2").render(r=doc, peak=peak, bar=_bar, version=hcops.__version__,
+                                                     legend=LEGEND)
 
 
 def _cell(text: Any) -> str:
@@ -52,16 +59,20 @@ def _cell(text: Any) -> str:
 
 def to_markdown(doc: dict[str, Any]) -> str:
     s = doc["summary"]
+    ev = s["evidence"]
     lines = [
         f"# HIPAA compliance report: {doc['network']}",
         "",
-        f"Generated {doc['generated']}; environment {doc['environment'] or '-'}; chain {doc['chainId']}; "
-        f"spec {doc['specHash']}.",
+        f"Generated {doc['generated']}; environment {doc['environment'] or '-'}; tier {doc.get('tier') or '-'}; "
+        f"chain {doc['chainId']}; spec {doc['specHash']}.",
         "",
-        f"**Verdict: {s['verdict']}** — {s['pass']} pass, {s['fail']} fail, {s.get('warning', 0)} warning, "
-        f"{s['waived']} waived, "
+        f"**Verdict: {s['verdict']}** — {s['pass']} pass, {s['declared']} declared only, {s['fail']} fail, "
+        f"{s.get('warning', 0)} warning, {s['waived']} waived, "
         f"{s['notCovered']} not covered of {s['controls']} controls; {s['openFindings']} open finding(s), "
         f"{s['openIncidents']} open incident(s).",
+        "",
+        f"**Evidence:** {ev['verified']} verified, {ev['attested']} attested, {ev['declared']} declared, "
+        f"{ev['none']} none.",
         "",
     ]
     sweep, log = doc["lastSweep"], doc["log"]
@@ -81,10 +92,11 @@ def to_markdown(doc: dict[str, Any]) -> str:
         "",
         "## Controls",
         "",
-        "| Control | Citation | Title | Gate rules | Runtime rules | Status | Evidence |",
-        "|---|---|---|---|---|---|---|",
+        "| Control | Citation | Title | Gate rules | Runtime rules | Status | Evidence | How it is known |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in doc["controls"]:
+        known = [f"{p['part']}: {p['evidence']} ({'; '.join(p['detail'])})" for p in c["evidenceParts"]]
         lines.append(
             "| "
             + " | ".join(
@@ -96,11 +108,13 @@ def to_markdown(doc: dict[str, Any]) -> str:
                     ", ".join(r["id"] for r in c["gateRules"]) or "—",
                     ", ".join(r["id"] for r in c["runtimeRules"]) or "—",
                     c["status"].upper(),
-                    "; ".join(c["evidence"]),
+                    c["evidence"],
+                    " / ".join(known + c["productionGaps"]),
                 )
             )
             + " |"
         )
+    lines += ["", "Evidence classes:", ""] + [f"- **{name}**: {text}" for name, text in LEGEND]
     lines += ["", "## Open findings", ""]
     if doc["findings"]:
         lines += ["| Source | Severity | Rule | Control | Resource | Message |", "|---|---|---|---|---|---|"]
@@ -130,6 +144,16 @@ def to_markdown(doc: dict[str, Any]) -> str:
         ]
     else:
         lines.append("None.")
+    lines += ["", "## Attestations", ""]
+    entries = doc["attestations"]["entries"]
+    if entries:
+        lines += ["| Control | Statement | Attested by | On | Expires | Evidence | Status |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_cell(a.get(k)) for k in ("control", "statement", "attestedBy", "attestedOn",
+                                                             "expires", "evidence", "status")) + " |"
+                  for a in entries]
+    else:
+        lines.append("None" + (f" ({doc['attestations']['file']} is empty)." if doc["attestations"]["file"] else "."))
     lines += ["", "## Incidents", ""]
     for i in doc["incidents"]["open"]:
         lines.append(f"- OPEN {i['incident']}: {i['rule']} on {i['resource']} since {i['firstSeen']}")

@@ -1,6 +1,10 @@
 """The compliance report as data: one row per catalogue control with the gate and runtime rules that
-cover it (from their METADATA ``custom.control``), its status, evidence, open findings and waivers;
-findings over time; a per-organization breakdown. Rendered to JSON, Markdown and HTML elsewhere."""
+cover it (from their METADATA ``custom.control``), its evidence class (``hcops.audit.evidence``: verified,
+attested, declared, none) part by part, its status, open findings, waivers and attestations; findings over
+time; a per-organization breakdown. Rendered to JSON, Markdown and HTML elsewhere.
+
+A control passes only on verified or attested evidence: one that only the spec speaks for is
+``declared``, one that nothing speaks for ``not-covered``, whatever the gate says about the spec."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from hcops.audit import catalogue
+from hcops.audit.attestations import ATTESTATION_EXPIRED, Attestations
 from hcops.audit.chain import Verification
 from hcops.audit.evaluate import SEVERITY_RANK
-from hcops.audit.log import AuditLog
+from hcops.audit.evidence import EVIDENCE_CLASSES, Basis, classify, production_gaps
+from hcops.audit.log import AuditLog, parse_time
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.gate import GateReport
 from hcops.policy.metadata import RuleMeta
@@ -20,7 +26,8 @@ from hcops.policy.waivers import Waiver
 
 HISTORY_DAYS = 30
 RECENT_SWEEPS = 15
-STATUS_ORDER = ("fail", "warning", "waived", "pass", "not-covered")
+STATUS_ORDER = ("fail", "warning", "waived", "pass", "declared", "not-covered")
+FRESH_AFTER = dt.timedelta(hours=1)  # a sweep's records count while younger than this or 2 audit intervals
 
 
 @dataclass(frozen=True)
@@ -95,14 +102,18 @@ def failing(f: Mapping[str, Any], fail_on: str) -> bool:
     return True
 
 
-def _status(rules: int, open_findings: Sequence[Mapping[str, Any]], waived: int, fail_on: str) -> str:
-    if rules == 0:
-        return "not-covered"
-    if any(failing(f, fail_on) for f in open_findings):
+def _status(open_findings: Sequence[Mapping[str, Any]], waived: int, fail_on: str, evidence: str,
+            gaps: Sequence[str]) -> str:
+    """Findings first (fail, warning, waived); then the evidence: only verified or attested passes."""
+    if any(failing(f, fail_on) for f in open_findings) or gaps:
         return "fail"
     if open_findings:
         return "warning"
-    return "waived" if waived else "pass"
+    if waived:
+        return "waived"
+    if evidence in ("verified", "attested"):
+        return "pass"
+    return "declared" if evidence == "declared" else "not-covered"
 
 
 def _control_rows(
@@ -113,28 +124,35 @@ def _control_rows(
     last_sweep: Mapping[str, Any] | None,
     gate: GateEvidence,
     fail_on: str,
+    basis: Basis,
+    attestations: Attestations,
+    today: dt.date,
 ) -> list[dict[str, Any]]:
     rows = []
+    gate_ids = [m.id for m in gate_rules]
+    runtime_ids = [m.id for m in runtime_rules]
     for c in catalogue.controls():
         g = [_rule(m) for m in gate_rules if m.control == c.id]
         r = [_rule(m) for m in runtime_rules if m.control == c.id]
         open_f = [f for f in findings if f.get("control") == c.id]
         waived_f = [w for w in waived if w.get("control") == c.id]
-        evidence = []
+        sources = []
         if g:
-            evidence.append(
+            sources.append(
                 f"gate {gate.source}"
                 + (f" {when(gate.time)}" if gate.time else "")
                 + f": {sum(1 for f in open_f if f['source'] == 'gate')} open finding(s)"
             )
         if r:
             if last_sweep:
-                evidence.append(
+                sources.append(
                     f"sweep {last_sweep['id']} at {when(last_sweep['finished'])}: "
                     f"{sum(1 for f in open_f if f['source'] == 'runtime')} open finding(s)"
                 )
             else:
-                evidence.append("no audit sweep recorded yet")
+                sources.append("no audit sweep recorded yet")
+        evidence, parts = classify(c, basis, gate_ids, runtime_ids)
+        gaps = production_gaps(parts, basis.tier)
         rows.append(
             {
                 "id": c.id,
@@ -144,13 +162,36 @@ def _control_rows(
                 "runtimeCheck": c.runtime,
                 "gateRules": g,
                 "runtimeRules": r,
-                "status": _status(len(g) + len(r), open_f, len(waived_f), fail_on),
+                "status": _status(open_f, len(waived_f), fail_on, evidence, gaps),
+                "evidence": evidence,
+                "evidenceParts": [p.to_dict() for p in parts],
+                "productionGaps": gaps,
+                "attestations": [a.to_dict(today) for a in attestations.of(c.id)],
                 "findings": open_f,
                 "waived": waived_f,
-                "evidence": evidence,
+                "sources": sources,
             }
         )
     return rows
+
+
+def _basis(plan: NetworkPlan, sweep: Mapping[str, Any] | None, gate: GateEvidence, attested: frozenset[str],
+           now: dt.datetime) -> Basis:
+    """The last sweep's evidence records count when that sweep audited this very spec and is recent."""
+    tier = plan.loaded.tier.value if plan.loaded.tier else None
+    judged = gate.source != "unavailable"
+    if not sweep:
+        return Basis(None, judged, attested, tier, "no audit sweep recorded")
+    if sweep.get("specHash") != plan.spec_hash():
+        return Basis(None, judged, attested, tier, f"sweep {sweep.get('id')} audited another revision of the spec")
+    if "evidence" not in sweep:
+        return Basis(None, judged, attested, tier, f"sweep {sweep.get('id')} recorded no evidence records")
+    fresh = max(FRESH_AFTER, 2 * plan.consortium.spec.audit.interval)
+    finished = sweep.get("finished")
+    if finished and now - parse_time(str(finished)) > fresh:
+        return Basis(None, judged, attested, tier,
+                     f"sweep {sweep.get('id')} is older than {int(fresh.total_seconds())}s (run `hcops audit`)")
+    return Basis(dict(sweep["evidence"]), judged, attested, tier)
 
 
 def _organizations(
@@ -214,18 +255,27 @@ def build_report(
     gate_rules: Sequence[RuleMeta],
     runtime_rules: Sequence[RuleMeta],
     waivers: Sequence[Waiver] = (),
+    attestations: Attestations | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     now = now or dt.datetime.now(dt.UTC)
+    today = now.astimezone(dt.UTC).date()
+    attestations = attestations or Attestations(None)
     verification = log.verify() if log else None
     last = log.last("sweep") if log else None
     sweep = last.body if last else None
-    runtime_open = _with_source(sweep.get("findings", []) if sweep else [], "runtime")
+    # expired attestations are judged on the report's date and file (the sweep's copies may be stale)
+    runtime_open = _with_source(
+        [f for f in (sweep.get("findings", []) if sweep else []) if f.get("id") != ATTESTATION_EXPIRED]
+        + [{**f.to_dict(), "title": f.title} for f in attestations.findings(today)], "runtime")
     findings = _with_source(gate.findings, "gate") + runtime_open
     waived = _with_source(gate.waived, "gate") + _with_source(sweep.get("waived", []) if sweep else [], "runtime")
     fail_on = str(sweep.get("failOn") or "high") if sweep else "high"
-    controls = _control_rows(gate_rules, runtime_rules, findings, waived, sweep, gate, fail_on)
+    basis = _basis(plan, sweep, gate, attestations.active(today), now)
+    controls = _control_rows(gate_rules, runtime_rules, findings, waived, sweep, gate, fail_on, basis,
+                             attestations, today)
     counts = {s: sum(1 for c in controls if c["status"] == s) for s in STATUS_ORDER}
+    classes = {e: sum(1 for c in controls if c["evidence"] == e) for e in EVIDENCE_CLASSES}
     nodes = list(sweep.get("nodes", [])) if sweep else []
     incidents = _incidents(log)
     gate_runs = [r for r in (log.records(newest_first=True, limit=2000) if log else []) if r.kind.startswith("gate")]
@@ -237,13 +287,16 @@ def build_report(
         "environment": environment,
         "chainId": plan.consortium.spec.chain.chain_id,
         "specHash": plan.spec_hash(),
+        "tier": plan.loaded.tier.value if plan.loaded.tier else None,
         "summary": {
             "controls": len(controls),
             "fail": counts["fail"],
             "warning": counts["warning"],
             "waived": counts["waived"],
             "pass": counts["pass"],
+            "declared": counts["declared"],
             "notCovered": counts["not-covered"],
+            "evidence": classes,
             "openFindings": len(findings),
             "openIncidents": len(incidents["open"]),
             "verdict": "non-compliant" if counts["fail"] else "compliant",
@@ -264,6 +317,7 @@ def build_report(
             "hash": last.hash if last else None,
             "height": (sweep.get("chain") or {}).get("height"),
             "engine": sweep.get("engine"),
+            "phi": sweep.get("phi"),
         }
         if sweep
         else None,
@@ -272,6 +326,12 @@ def build_report(
         "controls": controls,
         "findings": findings,
         "waivers": [_waiver(w, now.date()) for w in waivers],
+        "attestations": {
+            "file": str(attestations.path) if attestations.path else None,
+            "entries": [a.to_dict(today) for a in attestations.entries],
+        },
+        "evidenceBasis": {"sweepUsed": basis.records is not None, "note": basis.sweep_note,
+                          "gateJudged": basis.gate_judged},
         "waived": waived,
         "incidents": incidents,
         "history": log.daily(HISTORY_DAYS, now) if log else [],

@@ -11,20 +11,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hcops.audit import anchor as anchoring
+from hcops.audit import chainscan, evidence
+from hcops.audit.attestations import Attestations
 from hcops.audit.chain import GENESIS, Break, Record, verify_segment
-from hcops.audit.evaluate import Locate, RuntimePack, evaluate
+from hcops.audit.evaluate import Locate, RuntimePack, evaluate, with_findings
 from hcops.audit.facts import Previous, build_facts, nodes_summary, summary
 from hcops.audit.incidents import Changes, Tracker
 from hcops.audit.log import AuditLog, now_text
+from hcops.audit.phi import Detectors
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines.base import Engine
 from hcops.policy.findings import Finding
 from hcops.policy.gate import GateReport
 from hcops.policy.waivers import Waiver
-from hcops.providers.base import Observation, Provider
+from hcops.providers.base import NodeStatus, Observation, Provider
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 Event = Callable[[Mapping[str, Any]], None]
+ChainReader = Callable[[Observation], Sequence[tuple[NodeStatus, RpcClient]]]
 VERIFY_WINDOW = 2000  # older records re-verified before each sweep
 
 
@@ -43,6 +47,8 @@ class AuditSettings:
     waivers: tuple[Waiver, ...] = ()
     anchor: bool = False
     retention_days: int | None = None
+    attestations: Attestations = Attestations(None)
+    detectors: Detectors = Detectors()  # identifier detectors of the transaction scan (--mrn-pattern)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,9 @@ class Sweep:
     records: tuple[Record, ...]
     anchor: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
-    phases: Mapping[str, float] = field(default_factory=dict)  # seconds: observe, evaluate, record
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds: observe, phi, evaluate, record
+    evidence_records: Mapping[str, evidence.Record] = field(default_factory=dict)  # see hcops.audit.evidence
+    classes: Mapping[str, str] = field(default_factory=dict)  # control id -> evidence class
 
     @property
     def passed(self) -> bool:
@@ -84,6 +92,7 @@ class Auditor:
     locate: Locate
     settings: AuditSettings = field(default_factory=AuditSettings)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    chain_reader: ChainReader | None = None  # RPC clients to read blocks from; default: the best nodes
     tracker: Tracker = field(init=False)
     _verified: tuple[int, str] | None = field(init=False, default=None)
     _log_break: str | None = field(init=False, default=None)
@@ -154,6 +163,10 @@ class Auditor:
         t_observed = time.perf_counter()
         last = self.log.last("sweep")
         previous = Previous.from_summary(last.body if last else None)
+        scan = self._scan(obs, previous)
+        t_scanned = time.perf_counter()
+        today = started.astimezone(dt.UTC).date()
+        attested = self.settings.attestations
         facts = build_facts(
             self.plan,
             obs,
@@ -162,6 +175,7 @@ class Auditor:
             environment=self.settings.environment,
             previous=previous,
             audit_log={"intact": log_break is None, "break": log_break},
+            extra={"phi": scan.facts(), "attestations": attested.facts(today)},
         )
         report = evaluate(
             facts,
@@ -172,17 +186,25 @@ class Auditor:
             environment=self.settings.environment,
             fail_on=self.settings.fail_on,
         )
+        report = with_findings(report, attested.findings(today), self.settings.fail_on)
+        records_now = evidence.records(facts)
+        basis = evidence.Basis(records_now, self._gate_judged(), attested.active(today), facts["tier"])
+        classes = evidence.control_classes(basis)
         findings = [finding_json(f) for f in report.findings]
         finished = self.clock()
         t_evaluated = time.perf_counter()
         seconds = t_evaluated - t0
         tracker, changes = self.tracker.preview(findings, sweep_id=sweep_id, time=now_text(finished))
         body = self._body(sweep_id, started, finished, seconds, facts, report, findings, tracker)
+        body.update(phiCursor=scan.cursor.to_record() if scan.cursor else None,
+                    phi={k: v for k, v in facts["phi"].items() if k != "hits"},
+                    evidence=records_now, evidenceClasses=classes)
         records = tuple(self.log.append_many([("sweep", body), *changes.events()], now=finished))
         self.tracker = tracker  # only once the sweep is recorded
         phases = {
             "observe": t_observed - t0,
-            "evaluate": t_evaluated - t_observed,
+            "phi": t_scanned - t_observed,
+            "evaluate": t_evaluated - t_scanned,
             "record": time.perf_counter() - t_evaluated,
         }
         for f in findings:
@@ -215,7 +237,23 @@ class Auditor:
             anchor,
             tuple(warnings),
             phases,
+            records_now,
+            classes,
         )
+
+    def _scan(self, obs: Observation, previous: Previous | None) -> chainscan.Scan:
+        """Read the transactions committed since the previous sweep (hcops.audit.chainscan)."""
+        policy = self.plan.consortium.spec.data.phi_on_chain
+        cursor = chainscan.Cursor.from_record(previous.phi_cursor if previous else None)
+        reader = self.chain_reader or (lambda o: chainscan.clients(self.provider, self.plan, o))
+        return chainscan.scan_observed(obs, reader(obs), cursor=cursor, policy=policy,
+                                       detectors=self.settings.detectors)
+
+    def _gate_judged(self) -> bool:
+        """Whether the gate judged the spec this sweep audits: one of the recent gate runs (check or apply) in
+        the log was of its hash. The report, which evaluates the gate itself, decides this on its own."""
+        spec = self.plan.spec_hash()
+        return any(r.body.get("specHash") == spec for r in self.log.records("gate_run", newest_first=True, limit=50))
 
     def _body(
         self,

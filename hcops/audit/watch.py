@@ -7,16 +7,21 @@ a second request aborts it, and the transaction is rolled back, so a sweep is ne
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from hcops.audit.sweep import Auditor, Event, Sweep
 from hcops.errors import HcopsError
+
+if TYPE_CHECKING:
+    from hcops.backup.schedule import ScheduledBackups
 
 
 class StopNow(BaseException):
@@ -50,6 +55,24 @@ def stop_signals(stop: threading.Event, result: WatchResult) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def scheduled_backups(auditor: Auditor) -> ScheduledBackups | None:
+    """The schedule hook: ``spec.backup.schedule`` is honoured by the watch (hcops.backup.schedule)."""
+    from hcops.backup.schedule import ScheduledBackups
+
+    return ScheduledBackups.of(auditor.plan, auditor.log)
+
+
+def _tolerant(emit: Event) -> Event:
+    """``emit`` for the backup events: a printer written for the audit's own events only (the table
+    format) skips them instead of ending the watch; the audit log records every backup either way."""
+
+    def send(event: Mapping[str, Any]) -> None:
+        with contextlib.suppress(KeyError, TypeError):
+            emit(event)
+
+    return send
+
+
 def watch(
     auditor: Auditor,
     interval: float,
@@ -63,10 +86,13 @@ def watch(
     stop = stop or threading.Event()
     result = WatchResult()
     start = time.monotonic()
+    backups = scheduled_backups(auditor)
     with stop_signals(stop, result):
         k = 0  # the slot on the interval grid
         while not stop.is_set():
             try:
+                if backups is not None:
+                    backups.tick(_tolerant(emit))  # before the sweep, so that its facts show the new backup
                 sweep = auditor.run(emit)
             except StopNow:
                 break

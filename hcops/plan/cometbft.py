@@ -12,6 +12,18 @@ P2P_PORT = 26656
 RPC_PORT = 26657
 METRICS_PORT = 26660
 HOME = "/cometbft"
+# The RPC's TLS files in the node's config folder (CometBFT reads relative paths from there); only
+# configured when spec.network.rpc.tls is on, so the RPC then serves HTTPS only (hcops.plan.certs).
+RPC_TLS_CERT = "rpc-tls-cert.pem"
+RPC_TLS_KEY = "rpc-tls-key.pem"
+RPC_TLS_CA = "rpc-ca.pem"  # not read by CometBFT: what the health probe inside the container trusts
+# An observer has no voting power and gets no validator key from hcops. CometBFT still loads a
+# FilePV at start (node.DefaultNewNode -> privval.LoadOrGenFilePV), generating it when the file is
+# missing: so an observer's config points at a throwaway key in its data folder, created by the node
+# itself on first start, with a sign state of its own, so that a node demoted from validator keeps its
+# real data/priv_validator_state.json untouched (promoted again, it must not double-sign).
+OBSERVER_KEY = "data/hcops-observer-key.json"
+OBSERVER_STATE = "data/hcops-observer-state.json"
 
 
 def genesis(c: Consortium, keys: dict[str, PublicKeys], genesis_time: str) -> dict[str, Any]:
@@ -51,6 +63,17 @@ def rpc_listen_host(exposure: Exposure, *, containerised: bool) -> str:
 def config(c: Consortium, node: ResolvedNode, peers: list[str], *, containerised: bool = True,
            external_address: str = "") -> dict[str, Any]:
     net = c.spec.network
+    rpc: dict[str, Any] = {
+        "laddr": f"tcp://{rpc_listen_host(net.rpc.exposure, containerised=containerised)}:{RPC_PORT}",
+        "cors_allowed_origins": list(net.rpc.cors),
+        "cors_allowed_methods": ["HEAD", "GET", "POST"],
+        "unsafe": net.rpc.unsafe,
+        "max_open_connections": 900,
+        "pprof_laddr": "",
+    }
+    if net.rpc.tls:
+        rpc.update(tls_cert_file=RPC_TLS_CERT, tls_key_file=RPC_TLS_KEY)
+    validator = node.is_validator
     return {
         "proxy_app": c.spec.chain.app,
         "moniker": node.name,
@@ -59,19 +82,12 @@ def config(c: Consortium, node: ResolvedNode, peers: list[str], *, containerised
         "log_level": "info",
         "log_format": "plain",
         "genesis_file": "config/genesis.json",
-        "priv_validator_key_file": "config/priv_validator_key.json",
-        "priv_validator_state_file": "data/priv_validator_state.json",
+        "priv_validator_key_file": "config/priv_validator_key.json" if validator else OBSERVER_KEY,
+        "priv_validator_state_file": "data/priv_validator_state.json" if validator else OBSERVER_STATE,
         "node_key_file": "config/node_key.json",
         "abci": "socket",
         "filter_peers": False,
-        "rpc": {
-            "laddr": f"tcp://{rpc_listen_host(net.rpc.exposure, containerised=containerised)}:{RPC_PORT}",
-            "cors_allowed_origins": list(net.rpc.cors),
-            "cors_allowed_methods": ["HEAD", "GET", "POST"],
-            "unsafe": net.rpc.unsafe,
-            "max_open_connections": 900,
-            "pprof_laddr": "",
-        },
+        "rpc": rpc,
         "p2p": {
             "laddr": f"tcp://0.0.0.0:{P2P_PORT}",
             "external_address": external_address,

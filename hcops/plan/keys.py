@@ -180,6 +180,21 @@ class KeyStore:
         self._claim(node, ("validator key", keys.validator_address), pv)
         return keys
 
+    def find(self, node: str) -> PublicKeys | None:
+        """The node's public identity when its keys are in the store, None when it has none; creates
+        nothing (planning without ``generate`` must leave no key behind, e.g. ``hcops check`` in CI). The
+        folders and files found are held to the same rules as ``ensure``'s."""
+        folder = self.node_dir(node)
+        for path in (self.root, self.root / "keys", folder):
+            private_dir(path, create=False)
+        nk, pv = folder / NODE_KEY, folder / PRIV_VALIDATOR_KEY
+        if not lexists(nk) and not lexists(pv):
+            return None
+        keys = self.public(node)  # one of the two missing is an error there, not "no identity"
+        self._claim(node, ("node key", keys.node_id), nk)
+        self._claim(node, ("validator key", keys.validator_address), pv)
+        return keys
+
     def _claim(self, node: str, key: tuple[str, str], file: Path) -> None:
         other = self._owners.setdefault(key, node)
         if other != node:

@@ -3,9 +3,11 @@ and the rendered manifests as data. Built from the same code as ``hcops render``
 what would be written; linear in the number of nodes.
 
 Which manifests: by default those of the targets the network is deployed with (``spec.provider.type``:
-the compose services for ``docker``, the Kubernetes objects for ``kubernetes``, both for ``ansible``), so
-the gate judges what ``hcops apply`` would create; ``manifests="all"`` adds every target (what ``hcops
-render`` writes). At 1,000 nodes the Kubernetes objects alone are 7.6 MB of JSON for the engine to read.
+the compose services and the node container documents for ``docker``, the Kubernetes objects for
+``kubernetes``, both for ``ansible``), so the gate judges what ``hcops apply`` would create (the Docker
+provider creates its containers from exactly the ``dockerContainers`` documents); ``manifests="all"``
+adds every target (what ``hcops render`` writes). At 1,000 nodes the Kubernetes objects alone are 7.6 MB of
+JSON for the engine to read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 from hcops.plan.desired import NetworkPlan
 from hcops.render.base import Context, no_gc
-from hcops.render.docker import docker_compose
+from hcops.render.docker import docker_compose, docker_containers
 from hcops.render.kubernetes import kubernetes_objects, namespace
 from hcops.spec.types import ImageRef
 
@@ -92,6 +94,9 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
                   "organizationsWithValidators": len(validators)},
         "manifests": {
             **({"docker": docker_compose(plan, ctx)} if "docker" in targets else {}),
+            # What `hcops apply` creates on Docker, one document per node container (hcops.render.docker_doc):
+            # the compose file above is rendered from the same documents.
+            **({"dockerContainers": docker_containers(plan, ctx)} if "docker" in targets else {}),
             **({"kubernetes": kubernetes_objects(plan, secrets=False, ctx=ctx)} if "kubernetes" in targets else {}),
         },
     }

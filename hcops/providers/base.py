@@ -11,6 +11,7 @@ from hcops.errors import InvalidInput
 
 if TYPE_CHECKING:
     from hcops.plan.desired import NetworkPlan
+    from hcops.plan.lock import ValidatorChange
     from hcops.progress import Reporter
 
 
@@ -54,6 +55,9 @@ class ApplyOptions:
     timeout: float = 120.0
     min_blocks: int = 3
     prune_volumes: bool = False
+    # Called once per validator-set change as soon as it is committed on chain (the lock file records it
+    # there and then, so that an apply interrupted later still leaves the change on record).
+    on_validator_change: Callable[[ValidatorChange], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class Observation:
 class ApplyResult:
     changes: Changes
     observation: Observation
+    validator_changes: tuple[ValidatorChange, ...] = ()  # committed on chain by this apply
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,21 @@ class Provider(Protocol):
                 prune_volumes: bool = False) -> DestroyResult: ...
 
 
+@runtime_checkable
+class StateGuard(Protocol):
+    """A provider that can tell, before apply changes anything, that the infrastructure holds nodes or data
+    of another identity or chain than the plan (a lost state folder, volumes of an earlier chain)."""
+
+    def check_state(self, plan: NetworkPlan) -> None:
+        """Raise an ``HcopsError`` (exit 2) naming what differs and what to do."""
+        ...
+
+
+def carries_validator_updates(provider: Provider) -> bool:
+    """Whether ``provider.apply`` carries out ``plan.membership`` (validator-set changes on a live chain)."""
+    return bool(getattr(provider, "validator_updates", False))
+
+
 ProviderFactory = Callable[[], Provider]
 _REGISTRY: dict[str, ProviderFactory] = {}
 
@@ -137,11 +157,11 @@ def registered() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-BUILTIN = ("docker", "kubernetes")
+BUILTIN = ("docker", "kubernetes", "ansible")
 
 
 def _load_builtin(only: str | None = None) -> None:
-    # Imported lazily so that `hcops validate` never pays for the docker/kubernetes clients, and a
+    # Imported lazily so that `hcops validate` never pays for the docker/kubernetes/ansible clients, and a
     # command that needs one provider does not pay for the others.
     import importlib
 

@@ -8,8 +8,11 @@ through raw JSON.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 import json
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -62,14 +65,44 @@ class Commit:
         return all(a in self.signers for a in addresses)
 
 
-class RpcClient:
-    """``RpcClient("http://127.0.0.1:26657")``; ``attempts`` > 1 retries connection errors and timeouts."""
+@dataclass(frozen=True)
+class BlockMeta:
+    height: int
+    num_txs: int
 
-    def __init__(self, base_url: str, *, timeout: float = 2.0, attempts: int = 3, wait: float = 0.3) -> None:
+
+@dataclass(frozen=True)
+class Block:
+    height: int
+    txs: tuple[bytes, ...]  # raw transaction bytes; callers must never print them (they may hold PHI)
+
+
+class Endpoint(str):
+    """An RPC base URL that carries the TLS context its server is verified with: ``RpcClient(endpoint)``
+    uses it unless given another, so a URL handed around (``DesiredContainer.rpc_url``) keeps its trust."""
+
+    ssl_context: ssl.SSLContext | None
+
+    def __new__(cls, url: str, ssl_context: ssl.SSLContext | None = None) -> Endpoint:
+        obj = super().__new__(cls, url)
+        obj.ssl_context = ssl_context
+        return obj
+
+
+class RpcClient:
+    """``RpcClient("http://127.0.0.1:26657")``; ``attempts`` > 1 retries connection errors and timeouts.
+
+    ``https://`` URLs are verified with ``ssl_context``: for a network with TLS on, the context built from
+    the network's CA (``hcops.plan.certs.client_context``), so that hcops only talks to nodes holding a
+    certificate of that CA for the name it dials; without one, the system's trust roots."""
+
+    def __init__(self, base_url: str, *, timeout: float = 2.0, attempts: int = 3, wait: float = 0.3,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.wait = wait
+        self.ssl_context = ssl_context if ssl_context is not None else getattr(base_url, "ssl_context", None)
         self._local = threading.local()  # this thread's open connection (http.client is not thread-safe)
 
     def __repr__(self) -> str:
@@ -109,8 +142,7 @@ class RpcClient:
             reused = conn is not None and not fresh
             if conn is None or fresh:
                 self.close()
-                cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
+                conn = self._connection(parts)
                 self._local.conn = conn
             try:
                 conn.request("GET", target)
@@ -128,6 +160,12 @@ class RpcClient:
                 self.close()
             return resp.status, body
         raise RpcUnavailable(f"{url}: connection closed")  # pragma: no cover (the loop returns or raises)
+
+    def _connection(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        host = parts.hostname or "127.0.0.1"
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(host, parts.port, timeout=self.timeout, context=self.ssl_context)
+        return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
 
     def close(self) -> None:
         """Close this thread's connection (the next call opens a new one)."""
@@ -176,6 +214,67 @@ class RpcClient:
             return parse_commit(sh["header"], sh["commit"], bool(r.get("canonical", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise RpcUnavailable(f"{self.base_url}/commit: unexpected reply ({exc})") from None
+
+    # ---- block reads for the audit's transaction scan (hcops.audit.chainscan); added, nothing above changed
+    def earliest_height(self) -> int:
+        """The lowest height whose block this node still stores (1 unless it prunes)."""
+        r = self.call("status")
+        try:
+            return max(1, int((r.get("sync_info") or {}).get("earliest_block_height") or 1))
+        except (TypeError, ValueError) as exc:
+            raise RpcUnavailable(f"{self.base_url}/status: unexpected reply ({exc})") from None
+
+    def blockchain(self, min_height: int, max_height: int) -> tuple[BlockMeta, ...]:
+        """Heights and transaction counts of the blocks in [min_height, max_height], lowest first. The node
+        returns at most 20 per call, highest first: callers page by asking again below the lowest."""
+        r = self.call("blockchain", minHeight=min_height, maxHeight=max_height)
+        try:
+            metas = [BlockMeta(height=int(m["header"]["height"]), num_txs=int(m.get("num_txs") or 0))
+                     for m in r.get("block_metas") or ()]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RpcUnavailable(f"{self.base_url}/blockchain: unexpected reply ({exc})") from None
+        return tuple(sorted(metas, key=lambda m: m.height))
+
+    def block(self, height: int) -> Block:
+        """The block at ``height`` with its transactions as raw bytes."""
+        r = self.call("block", height=height)
+        try:
+            b = r["block"]
+            raw = (b.get("data") or {}).get("txs") or ()
+            return Block(height=int(b["header"]["height"]),
+                         txs=tuple(base64.b64decode(t, validate=True) for t in raw))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise RpcUnavailable(f"{self.base_url}/block: unexpected reply ({exc.__class__.__name__})") from None
+
+
+@dataclass(frozen=True)
+class TxCommit:
+    """The outcome of ``broadcast_tx_commit``: the mempool check and, once in a block, its execution."""
+
+    hash: str
+    height: int  # the block that carries the transaction (0 when it was not committed)
+    check_code: int
+    check_log: str
+    exec_code: int
+    exec_log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.check_code == 0 and self.exec_code == 0 and self.height > 0
+
+
+def broadcast_tx_commit(client: RpcClient, tx: bytes) -> TxCommit:
+    """Submit ``tx`` and wait until it is committed in a block (CometBFT waits up to its
+    ``timeout_broadcast_tx_commit``, 10 s by default: ``client`` needs a longer timeout, and no retries,
+    since a retried submission could be committed twice)."""
+    r = client.call("broadcast_tx_commit", tx="0x" + tx.hex())
+    try:
+        check, result = r.get("check_tx") or {}, r.get("tx_result") or r.get("deliver_tx") or {}
+        return TxCommit(hash=str(r.get("hash", "")), height=int(r.get("height") or 0),
+                        check_code=int(check.get("code") or 0), check_log=str(check.get("log") or ""),
+                        exec_code=int(result.get("code") or 0), exec_log=str(result.get("log") or ""))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RpcUnavailable(f"{client.base_url}/broadcast_tx_commit: unexpected reply ({exc})") from None
 
 
 def parse_commit(header: Mapping[str, Any], commit: Mapping[str, Any], canonical: bool) -> Commit:

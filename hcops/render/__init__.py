@@ -2,7 +2,8 @@
 
 ``render_targets`` writes ``OUT/<target>/`` for each target and returns the paths of the files that make up
 the output. Renders are byte-identical for the same spec and state folder (keys and genesis time live there).
-``docker_compose`` and ``kubernetes_objects`` give the same manifests as data, for the policy input.
+``docker_compose``, ``docker_containers`` (the node container documents the Docker provider creates from)
+and ``kubernetes_objects`` give the same manifests as data, for the policy input.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from hcops.lazy import lazy_attributes
 if TYPE_CHECKING:
     from hcops.plan.desired import NetworkPlan
     from hcops.render.base import Context, TargetOutput
-    from hcops.render.docker import docker_compose
+    from hcops.render.docker import docker_compose, docker_containers
     from hcops.render.kubernetes import kubernetes_objects
 
 TARGETS = ("docker", "kubernetes", "ansible")
 
 _WRITE_ORDER = ("ansible", "docker", "kubernetes")
 
-__all__ = ["TARGETS", "docker_compose", "kubernetes_objects", "render_targets"]
+__all__ = ["TARGETS", "docker_compose", "docker_containers", "kubernetes_objects", "render_targets"]
 
 # The targets' modules load on first use: the policy input needs two of them, ``hcops validate`` none.
-_EXPORTS = {"docker_compose": "hcops.render.docker", "kubernetes_objects": "hcops.render.kubernetes"}
+_EXPORTS = {"docker_compose": "hcops.render.docker", "docker_containers": "hcops.render.docker",
+            "kubernetes_objects": "hcops.render.kubernetes"}
 
 __getattr__ = lazy_attributes(__name__, _EXPORTS)
 

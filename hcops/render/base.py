@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hcops.fsutil import existing_file, existing_folder, make_dirs, os_problem, read_file, replace_file
-from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.render.context import Context, digest  # noqa: F401 (re-exported: render modules import them here)
 from hcops.resources import bundled
 
 if TYPE_CHECKING:
@@ -171,52 +170,6 @@ def no_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def digest(*parts: str | bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-class Context:
-    """What every file of one render shares, computed once: the peer topology, spec hash and genesis."""
-
-    def __init__(self, plan: NetworkPlan) -> None:
-        self.plan = plan
-        self.topology = plan.topology
-        self.spec_hash = plan.spec_hash()
-        self.genesis = plan.genesis_json()
-        self.genesis_digest = digest(self.genesis)
-        self._private: dict[str, dict[str, bytes]] = {}
-        self._docker: dict[str, dict[str, Any]] = {}
-        self._kubernetes: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def private_files(self, node: str) -> dict[str, bytes]:
-        """The node's key files, read from the state folder once per render."""
-        files = self._private.get(node)
-        if files is None:
-            files = self._private[node] = self.plan.keystore.private_files(node)
-        return files
-
-    def docker_config(self, node: NodePlan) -> dict[str, Any]:
-        config = self._docker.get(node.name)
-        if config is None:
-            config = self._docker[node.name] = self.topology.docker_config(node)
-        return config
-
-    def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
-        config = self._kubernetes.get((node.name, namespace))
-        if config is None:
-            config = self.topology.kubernetes_config(node, namespace)
-            self._kubernetes[(node.name, namespace)] = config
-        return config
-
-    def config_hash(self, config_toml: str, node: NodePlan) -> str:
-        """Changes whenever what a node is handed changes: config, genesis, identity (never key bytes)."""
-        return digest(config_toml, self.genesis_digest, node.keys.node_id, node.keys.validator_address)
 
 
 # ------------------------------------------------------------------------------------------------- output

@@ -4,10 +4,13 @@ The compose file runs with Docker Compose v2 (``docker compose``) and with Debia
 which reads a file without ``version:`` as format 3.9 and honours ``mem_limit``/``cpus``/``pids_limit``
 without ``--compatibility``. 1.29 has no top-level ``name:``, so the project name comes from ``.env``.
 
-Each node has one named volume at ``/cometbft``: the node image owns that folder (uid 10001), so Docker seeds
-a fresh volume with that ownership. ``config.toml``, ``genesis.json`` and the two key files are bind-mounted
-read-only as single files into ``/cometbft/config/``; CometBFT writes only under ``data/`` (and, with PEX on,
-``config/addrbook.json``, see ``ADDRBOOK_NOTE``).
+Every node service is rendered from the node's container document (``hcops.render.docker_doc``), the one the
+Docker provider creates containers from and the policy gate judges; the compose file only adds how the files
+get there and the init services. Each node has one named volume at ``/cometbft``: the node image owns that
+folder (uid 10001), so Docker seeds a fresh volume with that ownership. The files the document hands the node
+(``config.toml``, ``genesis.json``, the node key, a validator's key, and with TLS the RPC certificate, its key
+and the network CA) are bind-mounted read-only as single files into ``/cometbft/config/``; CometBFT writes
+only under ``data/`` (and, with PEX on, ``config/addrbook.json``, see ``ADDRBOOK_NOTE``).
 
 CometBFT refuses to start when ``priv_validator_key.json`` exists but ``data/priv_validator_state.json`` does
 not, and the image has no shell to create it. So each node has a one-shot ``<node>_init`` service that runs
@@ -23,15 +26,13 @@ from typing import Any
 
 from hcops.plan import cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
-from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
-from hcops.render import toml
+from hcops.plan.keys import NODE_KEY
+from hcops.render import docker_doc
 from hcops.render.base import NODE_UID, Context, TargetOutput, template, to_json, yaml_key
-from hcops.spec.models import Exposure
-from hcops.spec.types import cpu_millis, memory_bytes
 
 HOME = cometbft.HOME
-USER = f"{NODE_UID}:{NODE_UID}"
-PROBE = "/usr/local/bin/hcops-probe"
+USER = docker_doc.USER
+PROBE = docker_doc.PROBE
 NETWORK_KEY = "consortium"
 INIT_SUFFIX = "_init"  # "_" never occurs in a node name (DNS label), so no init service can shadow a node
 PLACEHOLDER_KEY = "data/hcops-init-placeholder-key.json"
@@ -45,89 +46,84 @@ def node_dir(node: NodePlan) -> str:
 
 
 def volume_name(plan: NetworkPlan, node: NodePlan) -> str:
-    return f"{plan.name}-{node.name}-data"  # the docker provider's name for the same volume
+    return docker_doc.volume_name(plan.name, node.name)  # the docker provider's name for the same volume
 
 
 def container_name(plan: NetworkPlan, node: NodePlan) -> str:
-    return f"{plan.name}-{node.name}"  # as the docker provider names it: one node never runs twice on a host
+    return docker_doc.container_name(plan.name, node.name)
 
 
-def rpc_port(plan: NetworkPlan, node: NodePlan) -> str:
-    """Published on loopback only, unless the spec shares the RPC with members or everyone."""
-    if plan.consortium.spec.network.rpc.exposure in (Exposure.consortium, Exposure.public):
-        return f"{node.rpc_host_port}:{cometbft.RPC_PORT}"
-    return f"127.0.0.1:{node.rpc_host_port}:{cometbft.RPC_PORT}"
+def rendered_path(node: NodePlan, f: docker_doc.HandedFile) -> str:
+    """Where the compose folder holds the file the document hands the node (relative to compose.yaml):
+    key material under the node's keys/ folder (0600, owner 10001), shared files once at the top."""
+    name = f.path.rpartition("/")[2]
+    if f.secret:
+        return f"./{node_dir(node)}/keys/{name}"
+    if f.path in ("config/genesis.json", f"config/{cometbft.RPC_TLS_CA}"):
+        return f"./{name}"
+    return f"./{node_dir(node)}/{name}"
 
 
-def _labels(ctx: Context, node: NodePlan, component: str, config_hash: str) -> dict[str, str]:
-    plan = ctx.plan
-    return {
-        "hcops.component": component,
-        "hcops.config-hash": config_hash,
-        "hcops.managed-by": "hcops",
-        "hcops.network": plan.name,
-        "hcops.node": node.name,
-        "hcops.org": node.node.org,
-        "hcops.role": node.node.role.value,
-        "hcops.spec-hash": ctx.spec_hash,
-    }
+def rpc_port(p: docker_doc.Port) -> str:
+    return f"{p.host_ip}:{p.host_port}:{p.container_port}"
 
 
 def _bind(source: str, target: str) -> dict[str, Any]:
     return {"type": "bind", "source": source, "target": target, "read_only": True}
 
 
-class _Compose:
-    """Builds the compose document; keeps each node's ``config.toml`` text for the files."""
+def _seconds(n: int) -> str:
+    return f"{n}s"
 
-    def __init__(self, ctx: Context, *, texts: bool = False) -> None:
+
+class _Compose:
+    """Builds the compose document from the nodes' container documents (``hcops.render.docker_doc``)."""
+
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.plan = ctx.plan
-        self.texts = texts
-        self.config_text: dict[str, str] = {}
+        self.docs = docker_doc.Documents.of(ctx)
 
     def services(self, node: NodePlan) -> dict[str, dict[str, Any]]:
-        plan, n = self.plan, node.node
-        settings = plan.consortium.spec.provider.docker
-        text = toml.dumps(self.ctx.docker_config(node))
-        if self.texts:
-            self.config_text[node.name] = text
-        config_hash = self.ctx.config_hash(text, node)
-        memory = memory_bytes(n.resources.memory)
-        limits = {"mem_limit": memory, "memswap_limit": memory, "cpus": cpu_millis(n.resources.cpu) / 1000,
-                  "pids_limit": settings.pids_limit}
-        hardening = {"user": USER, "read_only": True, "cap_drop": ["ALL"],
-                     "security_opt": ["no-new-privileges:true"]}
-        logging = {"driver": "json-file", "options": {"max-file": "3", "max-size": "10m"}}
+        d = self.docs.document(node)
+        r = d.resources
+        limits = {"mem_limit": r.memory_bytes, "memswap_limit": r.memory_swap_bytes,
+                  "cpus": r.nano_cpus / 1e9, "pids_limit": r.pids_limit}
+        hardening = {"user": d.user, "read_only": d.read_only, "privileged": d.privileged,
+                     "cap_drop": list(d.cap_drop), "security_opt": list(d.security_opt)}
+        logging = {"driver": d.log_driver, "options": dict(d.log_options)}
         home = {"type": "volume", "source": node.name, "target": HOME}
-        shared = [
-            _bind(f"./{node_dir(node)}/config.toml", f"{HOME}/config/config.toml"),
-            _bind("./genesis.json", f"{HOME}/config/genesis.json"),
-            _bind(f"./{node_dir(node)}/keys/{NODE_KEY}", f"{HOME}/config/{NODE_KEY}"),
-        ]
+        binds = {f.path: _bind(rendered_path(node, f), f"{HOME}/{f.path}") for f in d.files}
         init_name = node.name + INIT_SUFFIX
-        main = {
-            "image": n.image,
-            "container_name": container_name(plan, node),
-            "hostname": node.name,
-            "command": ["start", "--home", HOME],
+        hc = d.healthcheck
+        main: dict[str, Any] = {
+            "image": d.image,
+            "container_name": d.name,
+            "hostname": d.hostname,
+            "command": list(d.command),
             **hardening,
-            "tmpfs": ["/tmp:rw,noexec,nosuid,size=64m"],
+            **({"environment": dict(d.env)} if d.env else {}),
+            "tmpfs": [f"{path}:{opts}" for path, opts in d.tmpfs],
             **limits,
-            "restart": settings.restart,
-            "stop_grace_period": f"{settings.stop_timeout}s",
-            "healthcheck": {"test": ["CMD", PROBE], "interval": "10s", "timeout": "5s", "retries": 3,
-                            "start_period": "30s"},
-            "labels": _labels(self.ctx, node, "node", config_hash),
+            "restart": d.restart,
+            "stop_signal": d.stop_signal,
+            # how long `docker compose stop` waits; the provider passes the same setting when it stops a node
+            "stop_grace_period": _seconds(self.plan.consortium.spec.provider.docker.stop_timeout),
+            "healthcheck": {"test": list(hc.test), "interval": _seconds(hc.interval_s),
+                            "timeout": _seconds(hc.timeout_s), "retries": hc.retries,
+                            "start_period": _seconds(hc.start_period_s)},
+            "labels": d.label_map,
             "logging": logging,
-            "ports": [rpc_port(plan, node)],
-            "networks": {NETWORK_KEY: {"ipv4_address": node.docker_ip}},
-            "volumes": [home, *shared, _bind(f"./{node_dir(node)}/keys/{PRIV_VALIDATOR_KEY}",
-                                             f"{HOME}/config/{PRIV_VALIDATOR_KEY}")],
+            "ports": [rpc_port(p) for p in d.ports],
+            "networks": {NETWORK_KEY: {"ipv4_address": d.ipv4_address, "aliases": list(d.aliases)}},
+            "volumes": [home, *binds.values()],
             "depends_on": {init_name: {"condition": "service_completed_successfully"}},
         }
+        # The init service runs `cometbft init` once before the node (see the module doc): same image and
+        # hardening, no network, and no key but the node key (never the validator's or the TLS key).
+        shared = [binds[p] for p in ("config/config.toml", "config/genesis.json", f"config/{NODE_KEY}")]
         init = {
-            "image": n.image,
+            "image": d.image,
             "command": ["init", "--home", HOME],
             **hardening,
             **limits,
@@ -135,7 +131,7 @@ class _Compose:
             "network_mode": "none",
             "environment": {"CMT_PRIV_VALIDATOR_KEY_FILE": PLACEHOLDER_KEY},
             "healthcheck": {"disable": True},
-            "labels": _labels(self.ctx, node, "init", config_hash),
+            "labels": {**d.label_map, docker_doc.LABEL_COMPONENT: "init"},
             "logging": logging,
             "volumes": [home, *shared],
         }
@@ -159,15 +155,19 @@ def docker_compose(plan: NetworkPlan, ctx: Context | None = None) -> dict[str, A
     return _Compose(ctx or Context(plan)).document()
 
 
+def docker_containers(plan: NetworkPlan, ctx: Context | None = None) -> list[dict[str, Any]]:
+    """Every node's container document (``hcops.render.docker_doc``) as data: what ``hcops apply`` creates."""
+    return [d.to_json() for d in docker_doc.Documents.of(ctx or Context(plan)).all()]
+
+
 def render(ctx: Context) -> TargetOutput:
     from hcops.render.templating import header  # jinja2 loads for renders only, not for the policy input
 
     plan = ctx.plan
-    builder = _Compose(ctx, texts=True)
+    builder = _Compose(ctx)
     doc = builder.document()
     out = TargetOutput("docker")
-    k = {"user": to_json(USER), "home": to_json(HOME), "probe": to_json(PROBE),
-         "placeholder": to_json(PLACEHOLDER_KEY), "network": yaml_key(NETWORK_KEY),
+    k = {"home": to_json(HOME), "placeholder": to_json(PLACEHOLDER_KEY), "network": yaml_key(NETWORK_KEY),
          "network_key": NETWORK_KEY, "init_suffix": INIT_SUFFIX}
     out.text("compose.yaml", template("docker/compose.yaml.j2").render(
         header=header(ctx, f"Docker Compose project for the {plan.name} consortium network."),
@@ -175,11 +175,18 @@ def render(ctx: Context) -> TargetOutput:
     out.text(".env", f"COMPOSE_PROJECT_NAME={plan.name}\n")
     out.text("README.txt", template("docker/README.txt.j2").render(
         network=plan.name, nodes=plan.nodes, uid=NODE_UID, placeholder=PLACEHOLDER_KEY,
-        addrbook_note=ADDRBOOK_NOTE))
-    out.text("genesis.json", ctx.genesis)
+        addrbook_note=ADDRBOOK_NOTE, tls=ctx.tls))
+    written: set[str] = set()
     for node in plan.nodes:
-        folder = node_dir(node)
-        out.text(f"{folder}/config.toml", builder.config_text[node.name])
-        for name, content in sorted(ctx.private_files(node.name).items()):
-            out.private(f"{folder}/keys/{name}", content, owner=NODE_UID)
+        d = builder.docs.document(node)
+        contents = builder.docs.contents(node)
+        for f in d.files:
+            path = rendered_path(node, f).removeprefix("./")
+            if path in written:
+                continue  # genesis and the CA: one copy for every node
+            written.add(path)
+            if f.secret:
+                out.private(path, contents[f.path], owner=NODE_UID)
+            else:
+                out.text(path, contents[f.path].decode())
     return out

@@ -8,12 +8,15 @@ Files (``kubectl apply -f`` takes them in name order; the folder is not read rec
     20-disruption-budget.yaml  PodDisruptionBudget of the validators
     30-genesis.yaml            ConfigMap with genesis.json, shared by every node
     50-node-<node>.yaml        per node: ConfigMap (config.toml), Service, StatefulSet
-    secrets/<node>.yaml        per node: Secret with node_key.json and priv_validator_key.json (0600)
+    secrets/<node>.yaml        per node: Secret with node_key.json, a validator's priv_validator_key.json
+                               and, with TLS, the RPC's key, certificate and the network CA (0600)
 
 Pods run as uid 10001 with a read-only root, no capabilities and RuntimeDefault seccomp. The data volume
 comes from a volumeClaimTemplate; config.toml, genesis.json and the keys are mounted as single files into
 /cometbft/config. As in the docker target, an init container runs ``cometbft init`` with a throw-away key
-path so that data/priv_validator_state.json exists before the first start and is never reset afterwards.
+path so that data/priv_validator_state.json exists before the first start and is never reset afterwards. An
+observer gets no validator key (``cometbft.OBSERVER_KEY``). With TLS the node serves HTTPS only and its
+probes verify it against the network CA (``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from hcops.render.docker import PLACEHOLDER_KEY
 from hcops.spec.models import Exposure
 
 HOME = cometbft.HOME
-PROBE = ["/usr/local/bin/hcops-probe"]
+PROBE = "/usr/local/bin/hcops-probe"
+TLS_FILES = (cometbft.RPC_TLS_CERT, cometbft.RPC_TLS_KEY, cometbft.RPC_TLS_CA)
+CA_ENV = "SSL_CERT_FILE"  # Go's crypto/x509 trusts this file: the probe verifies the node like hcops does
 MANAGED = {"app.kubernetes.io/managed-by": "hcops"}
 DNS_PORT = 53
 SECRET_MODE = 0o400  # the kubelet adds group read for fsGroup 10001
@@ -72,11 +77,18 @@ def _mounts() -> list[dict[str, Any]]:
     ]
 
 
-def _main_mounts() -> list[dict[str, Any]]:
-    """What only the node container mounts: the validator key and a /tmp."""
-    key = f"{HOME}/config/{PRIV_VALIDATOR_KEY}"
-    return [{"name": "keys", "mountPath": key, "subPath": PRIV_VALIDATOR_KEY, "readOnly": True},
+def _main_mounts(node: NodePlan, tls: bool) -> list[dict[str, Any]]:
+    """What only the node container mounts: a validator's key, with TLS the RPC's certificate, key and the
+    network CA (all from the node's Secret), and a /tmp. An observer gets no validator key at all."""
+    files = ([PRIV_VALIDATOR_KEY] if node.node.is_validator else []) + (list(TLS_FILES) if tls else [])
+    return [*({"name": "keys", "mountPath": f"{HOME}/config/{f}", "subPath": f, "readOnly": True}
+              for f in files),
             {"name": "tmp", "mountPath": "/tmp"}]
+
+
+def probe_command(tls: bool) -> list[str]:
+    """The health probe; with TLS it reads /status over HTTPS and verifies against the network CA."""
+    return [PROBE, f"https://127.0.0.1:{cometbft.RPC_PORT}/status"] if tls else [PROBE]
 
 
 def max_unavailable_validators(powers: list[int]) -> int:
@@ -213,18 +225,22 @@ class _Objects:
                 "env": [{"name": "CMT_PRIV_VALIDATOR_KEY_FILE", "value": PLACEHOLDER_KEY}],
                 "resources": resources, "securityContext": _security(), "volumeMounts": _mounts()}
 
+        tls = self.ctx.tls
+
         def probe(period: int, failures: int) -> dict[str, Any]:
-            return {"exec": {"command": PROBE}, "periodSeconds": period, "timeoutSeconds": 5,
+            return {"exec": {"command": probe_command(tls)}, "periodSeconds": period, "timeoutSeconds": 5,
                     "failureThreshold": failures}
 
-        main = {"name": "cometbft", "image": n.image, "imagePullPolicy": "IfNotPresent",
-                "args": ["start", "--home", HOME],
+        env = [{"name": CA_ENV, "value": f"{HOME}/config/{cometbft.RPC_TLS_CA}"}] if tls else []
+        main: dict[str, Any] = {
+                "name": "cometbft", "image": n.image, "imagePullPolicy": "IfNotPresent",
+                "args": ["start", "--home", HOME], **({"env": env} if env else {}),
                 "ports": [{"name": "p2p", "containerPort": cometbft.P2P_PORT, "protocol": "TCP"},
                           {"name": "rpc", "containerPort": cometbft.RPC_PORT, "protocol": "TCP"},
                           {"name": "metrics", "containerPort": cometbft.METRICS_PORT, "protocol": "TCP"}],
                 "resources": copy_resources(resources), "securityContext": _security(),
                 "startupProbe": probe(5, 60), "livenessProbe": probe(20, 6), "readinessProbe": probe(10, 3),
-                "volumeMounts": [*_mounts(), *_main_mounts()]}
+                "volumeMounts": [*_mounts(), *_main_mounts(node, tls)]}
         volumes = [
             {"name": "config", "configMap": {"name": config_configmap(node), "defaultMode": CONFIG_MODE}},
             {"name": "genesis",
@@ -266,11 +282,12 @@ class _Objects:
         }
 
     def secret(self, node: NodePlan) -> dict[str, Any]:
-        files = self.ctx.private_files(node.name)
+        """The node's key material (and, with TLS, its certificate and the CA, mounted from the same
+        volume): the only object that holds private keys, rendered only under secrets/."""
+        files = {**self.ctx.private_files(node.name), **self.ctx.public_tls_files(node)}
         return {"apiVersion": "v1", "kind": "Secret", "metadata": self.meta(keys_secret(node), node),
                 "type": "Opaque",
-                "data": {name: base64.b64encode(files[name]).decode("ascii")
-                         for name in (NODE_KEY, PRIV_VALIDATOR_KEY)}}
+                "data": {name: base64.b64encode(files[name]).decode("ascii") for name in sorted(files)}}
 
 
 def copy_resources(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -294,9 +311,9 @@ def _template_constants(b: _Objects) -> dict[str, str]:
     return {
         "p2p": to_json(cometbft.P2P_PORT), "rpc": to_json(cometbft.RPC_PORT),
         "metrics": to_json(cometbft.METRICS_PORT), "uid": to_json(NODE_UID), "home": to_json(HOME),
-        "placeholder": to_json(PLACEHOLDER_KEY), "probe": to_json(PROBE),
+        "placeholder": to_json(PLACEHOLDER_KEY), "probe": to_json(probe_command(b.ctx.tls)),
         "security": to_yaml(_security(), 12), "mounts": to_yaml(_mounts(), 12),
-        "main_mounts": to_yaml(_main_mounts(), 12), "validator_pods": to_yaml(b.validator_pods(), 20),
+        "validator_pods": to_yaml(b.validator_pods(), 20),
         "genesis": to_json(genesis_configmap(b.plan)),
         "config_mode": to_json(CONFIG_MODE), "config_mode_octal": f"0{CONFIG_MODE:o}",
         "secret_mode": to_json(SECRET_MODE), "secret_mode_octal": f"0{SECRET_MODE:o}",

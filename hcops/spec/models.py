@@ -7,11 +7,13 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic_core import PydanticCustomError
 
-from hcops.providers.ansible.settings import AnsibleSettings
-from hcops.providers.docker.settings import DockerSettings
-from hcops.providers.kubernetes.settings import KubernetesSettings
+from hcops.spec.providers.ansible import AnsibleSettings
+from hcops.spec.providers.docker import DockerSettings
+from hcops.spec.providers.kubernetes import KubernetesSettings
+from hcops.spec.diagnostics import quote
 from hcops.spec.types import ChainId, Cpu, Duration, Image, Matching, Memory, Name, Origin, PositiveInt, Text
 
 API_VERSION = "hcops/v1alpha1"
@@ -155,10 +157,21 @@ class Audit(Model):
 _CRON_FIELD = r"[0-9A-Za-z*/,?#-]+"
 
 
+def _cron(value: str) -> str:
+    """Beyond the shape: field ranges and names, as the backup scheduler (croniter) will read them."""
+    from croniter import croniter  # loaded only for specs that set a schedule
+
+    if not croniter.is_valid(value):
+        raise PydanticCustomError("cron", "expected a valid cron schedule (minute 0-59, hour 0-23, day 1-31, "
+                                  "month 1-12 or jan-dec, weekday 0-7 or sun-sat), got {got}", {"got": quote(value)})
+    return value
+
+
 class Backup(Model):
     enabled: bool = False
     schedule: Annotated[str, Matching(rf"@[A-Za-z]+|{_CRON_FIELD}(?:[ \t]+{_CRON_FIELD}){{4}}",
-                                      'a cron schedule of five fields such as "0 2 * * *", or "@daily"')] | None = None
+                                      'a cron schedule of five fields such as "0 2 * * *", or "@daily"'),
+                        AfterValidator(_cron)] | None = None
     retention_days: int = Field(2190, ge=1)
 
 

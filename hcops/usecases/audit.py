@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hcops.audit import attestations as attesting
 from hcops.audit.anchor import AnchorCheck, verify_anchored
 from hcops.audit.chain import Verification
 from hcops.audit.evaluate import load_runtime_pack
 from hcops.audit.log import AuditLog, default_path
 from hcops.audit.metrics import AuditMetrics, MetricsServer
+from hcops.audit.phi import Detectors
 from hcops.audit.sweep import Auditor, AuditSettings, Event, Sweep
 from hcops.audit.watch import WatchResult, watch
 from hcops.errors import HcopsError, InvalidInput
@@ -37,6 +40,9 @@ class AuditOptions:
     fail_on: str = "high"
     waivers: Path | None = None
     opa_url: str | None = None
+    engine: str = "auto"  # hcops.policy.engines.ENGINES
+    attestations: Path | None = None  # default: attestations.yaml next to the spec, when present
+    mrn_pattern: str | None = None  # medical record number format for the transaction scan
 
 
 def log_path(plan: NetworkPlan, options: AuditOptions) -> Path:
@@ -54,16 +60,25 @@ def make_auditor(spec_file: Path, options: AuditOptions, *, provider: Provider |
         waivers=tuple(load_waivers(options.waivers)) if options.waivers else (),
         anchor=spec_audit.anchor_to_chain,
         retention_days=spec_audit.retention_days,
+        attestations=attesting.load(options.attestations or attesting.default_path(spec_file)),
+        detectors=detectors(options.mrn_pattern),
     )
     return Auditor(
         plan=plan,
         provider=provider_for(plan, provider),
         log=AuditLog(log_path(plan, options)),
-        engine=make_engine(options.opa_url),
+        engine=make_engine(options.opa_url, engine=options.engine),
         pack=load_runtime_pack(),
         locate=plan.loaded.locate,
         settings=settings,
     )
+
+
+def detectors(mrn_pattern: str | None) -> Detectors:
+    try:
+        return Detectors.with_mrn(mrn_pattern)
+    except re.error as exc:
+        raise InvalidInput(f"--mrn-pattern is not a valid regular expression: {exc}") from None
 
 
 def audit_once(
@@ -74,6 +89,7 @@ def audit_once(
         return auditor.run(emit)
     finally:
         auditor.log.close()
+        auditor.engine.close()
 
 
 def audit_watch(
@@ -117,6 +133,7 @@ def audit_watch(
             )
     finally:
         auditor.log.close()
+        auditor.engine.close()
 
 
 # ---------------------------------------------------------------------------------------- output
@@ -141,6 +158,9 @@ def sweep_json(sweep: Sweep, network: str) -> dict[str, Any]:
             "open": len(sweep.changes.opened) + len(sweep.changes.persisting),
         },
         anchor=sweep.anchor,
+        phi={k: v for k, v in sweep.facts["phi"].items() if k != "hits"},
+        evidence=dict(sweep.evidence_records),
+        controls=[{"id": cid, "evidence": cls} for cid, cls in sweep.classes.items()],
     )
     return doc
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hcops.errors import CheckFailed, HcopsError, InvalidInput
-from hcops.plan.desired import NetworkPlan, build_plan
+from hcops.plan.desired import KeyMode, NetworkPlan, build_plan
 from hcops.policy.engines import make_engine
 from hcops.policy.engines.base import TestResult
 from hcops.policy.engines.limits import EngineLimits
@@ -42,9 +42,10 @@ class CheckOptions:
     waivers: Path | None = None
     strict: bool = False
     opa_url: str | None = None
+    engine: str = "auto"  # hcops.policy.engines.ENGINES
     manifests: ManifestScope = "provider"  # which rendered manifests the policies see (hcops.policy.input)
     record: bool = True  # append the gate run to the network's audit log (best effort)
-    engine_limits: EngineLimits | None = None  # the embedded engine's time and memory limits
+    engine_limits: EngineLimits | None = None  # the engine's time and memory limits
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
     from hcops.policy.input import build_input
 
     _validate_paths(options)
-    engine = make_engine(options.opa_url, limits=options.engine_limits)
+    engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits)
     try:
         return run_gate(
             build_input(plan, options.manifests),
@@ -138,7 +139,9 @@ def record(plan: NetworkPlan, report: GateReport | None, options: CheckOptions, 
 def check(spec_file: Path, options: CheckOptions | None = None, *, command: str = "check") -> CheckOutcome:
     """``hcops check``: load the spec, build the plan and its input document, evaluate the gate."""
     options = options or CheckOptions()
-    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir)
+    # No key is created: the gate judges the spec, the lock file and public identities only, so that a CI
+    # job needs no secret (nodes with no identity yet are "pending" in the input).
+    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir, keys=KeyMode.existing)
     report = evaluate(plan, options)
     recording = record(plan, report, options, command=command) if options.record else Recording()
     return CheckOutcome(plan, report, recording)
@@ -198,16 +201,16 @@ def make_skip(options: CheckOptions, reason: str, *,
 
 # ------------------------------------------------------------------------------------- policy pack
 def policy_tests(dirs: Sequence[Path] = (), *, opa_url: str | None = None,
-                 builtin: bool = True) -> list[TestResult]:
+                 builtin: bool = True, engine: str = "auto") -> list[TestResult]:
     """``hcops policy test``: the ``test_*`` rules of the built-in pack and of ``dirs``."""
     for d in dirs:
         if not d.is_dir():
             raise InvalidInput(f"{d}: not a directory")
-    engine = make_engine(opa_url)
+    chosen = make_engine(opa_url, engine=engine)
     try:
-        return run_policy_tests(dirs, builtin_dir=builtin_policy_dir() if builtin else None, engine=engine)
+        return run_policy_tests(dirs, builtin_dir=builtin_policy_dir() if builtin else None, engine=chosen)
     finally:
-        engine.close()
+        chosen.close()
 
 
 def rules(dirs: Sequence[Path] = ()) -> list[RuleMeta]:

@@ -2,17 +2,27 @@
 
 The provider is the one the spec names (``spec.provider.type``) unless a caller passes one. Apply and
 destroy hold the network's lock; apply runs the optional policy gate before anything is touched.
+
+The lock file next to the spec (``hcops.plan.lock``) is the chain's public record: apply writes it before
+the provider starts any node (a new chain's genesis is frozen from then on), records each validator-set
+change as soon as it is committed, and lists the nodes once apply is done. Only apply creates keys, and only
+for nodes that have no identity anywhere; everything else plans from the spec, the lock and whatever keys
+the state folder holds. Before anything is changed, apply refuses (exit 2) a state folder that does not
+match the lock, and infrastructure that holds another identity or chain (``StateGuard``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hcops.errors import InvalidInput
-from hcops.plan.desired import NetworkPlan, build_plan
+from hcops.plan.desired import Identity, KeyMode, NetworkPlan, build_plan
+from hcops.plan.lock import NetworkLock, ValidatorChange, remove_lock, upgrade_problem, write_lock
+from hcops.plan.membership import MembershipPlan, describe
 from hcops.progress import Reporter, SilentReporter
 from hcops.providers.base import (
     ApplyOptions,
@@ -21,6 +31,8 @@ from hcops.providers.base import (
     DestroyResult,
     Observation,
     Provider,
+    StateGuard,
+    carries_validator_updates,
     get_provider,
 )
 from hcops.providers.state import DEFAULT_LOCK_TIMEOUT, STATE_FILE, network_lock
@@ -33,6 +45,10 @@ Gate = Callable[[NetworkPlan], None]
 class PlanOutcome:
     plan: NetworkPlan
     changes: Changes
+
+    @property
+    def membership(self) -> MembershipPlan:
+        return self.plan.membership
 
 
 @dataclass(frozen=True)
@@ -56,33 +72,111 @@ class DestroyOutcome:
     plan: NetworkPlan
     result: DestroyResult
     purged_keys: bool = False
+    removed_lock: Path | None = None  # the lock file of a chain whose data is gone
 
 
-def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None) -> NetworkPlan:
-    return build_plan(load_spec(spec_file, environment), state_dir)
+def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None, *,
+              keys: KeyMode = KeyMode.existing) -> NetworkPlan:
+    """The plan from the spec, its lock file and the state folder; creates no key unless ``keys`` says so."""
+    return build_plan(load_spec(spec_file, environment), state_dir, keys=keys)
 
 
 def provider_for(plan: NetworkPlan, provider: Provider | None = None) -> Provider:
     return provider if provider is not None else get_provider(plan.consortium.spec.provider.type)
 
 
+def check_membership(p: NetworkPlan, prov: Provider) -> None:
+    """Refuse a validator-set change that breaks the consensus rules (outside the development tier), or that
+    the provider cannot carry out on a live chain."""
+    m = p.membership
+    if not m.changes:
+        return
+    if m.errors:
+        raise InvalidInput("refusing the validator-set change: " + "; ".join(m.errors),
+                           hint="planned: " + "; ".join(describe(m)) + ". Keep at least 4 validators and every "
+                                "organization under 1/3 of the power (spec.tier: development relaxes this)")
+    if not carries_validator_updates(prov):
+        raise InvalidInput(f"the {prov.name} provider cannot change the validator set of a live chain: "
+                           + "; ".join(c.describe() for c in m.ordered()),
+                           hint="apply it with the docker provider, or keep the validator set as it is")
+
+
+def check_upgrade(p: NetworkPlan) -> None:
+    """An engine upgrade stays within the chain's patch series (a quorum-aware rolling replacement)."""
+    problem = upgrade_problem(p.lock, p.consortium.spec.chain.version) if p.lock is not None else None
+    if problem:
+        raise InvalidInput(f"refusing the upgrade: {problem}",
+                           hint="upgrade within the series (e.g. 0.38.17 -> 0.38.18) with a rolling apply; across "
+                                "series, follow CometBFT's upgrade guide: stop every validator at one agreed "
+                                "height, migrate, and start the new version together")
+
+
+def check_state_folder(p: NetworkPlan) -> None:
+    """The state folder must hold the keys the lock file records: new keys for a locked node would be a
+    stranger to the chain (its peers dial it by node ID, the genesis lists its validator key)."""
+    missing = [n.name for n in p.nodes if n.identity is Identity.lock and not p.conflicts]
+    if p.conflicts or missing:
+        what = "; ".join(p.conflicts) if p.conflicts else (
+            f"the lock file {p.lock_file} records node(s) {', '.join(missing)}, but their keys are not in the "
+            f"state folder {p.state_dir}")
+        raise InvalidInput(f"refusing to apply network {p.name}: {what}",
+                           hint="restore the state folder from backup (or point --state-dir at it); to give up "
+                                "the chain and start a new one instead, `hcops destroy --prune-volumes` it")
+
+
 def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
          prune_volumes: bool = False, provider: Provider | None = None) -> PlanOutcome:
     p = load_plan(spec_file, environment, state_dir)
-    return PlanOutcome(p, provider_for(p, provider).plan(p, prune_volumes=prune_volumes))
+    prov = provider_for(p, provider)
+    check_membership(p, prov)
+    check_upgrade(p)
+    if isinstance(prov, StateGuard):  # what apply would refuse, plan reports the same way
+        prov.check_state(p)
+    return PlanOutcome(p, prov.plan(p, prune_volumes=prune_volumes))
 
 
 def apply(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
           reporter: Reporter | None = None, options: ApplyOptions | None = None, gate: Gate | None = None,
           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> ApplyOutcome:
     """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse."""
-    p = load_plan(spec_file, environment, state_dir)
-    prov = provider_for(p, provider)
-    with network_lock(p.state_dir, p.name, lock_timeout):
+    loaded = load_spec(spec_file, environment)
+    probe = build_plan(loaded, state_dir, keys=KeyMode.existing)
+    prov = provider_for(probe, provider)
+    with network_lock(probe.state_dir, probe.name, lock_timeout):
+        # Read-only checks first: a refused apply leaves no key, lock or container behind.
+        check_state_folder(probe)
+        check_membership(probe, prov)
+        check_upgrade(probe)
+        if isinstance(prov, StateGuard):
+            prov.check_state(probe)
+        p = build_plan(loaded, state_dir, keys=KeyMode.generate) if probe.pending else probe
+        check_membership(p, prov)  # the new nodes' identities are known now
         if gate is not None:  # under the lock: the gate records its outcome in the network's state
             gate(p)
-        result = prov.apply(p, reporter or SilentReporter(), options or ApplyOptions())
+        recorder = LockRecorder(p)
+        result = prov.apply(p, reporter or SilentReporter(),
+                            dataclasses.replace(options or ApplyOptions(), on_validator_change=recorder.committed))
+        recorder.finish(p)
     return ApplyOutcome(p, result)
+
+
+class LockRecorder:
+    """Keeps the lock file in step with the chain during one apply."""
+
+    def __init__(self, p: NetworkPlan) -> None:
+        assert p.lock_file is not None
+        self.path = p.lock_file
+        self.lock: NetworkLock = p.new_lock()
+        write_lock(self.path, self.lock)  # before any node gets the genesis: from now on it is frozen
+
+    def committed(self, change: ValidatorChange) -> None:
+        self.lock = self.lock.with_change(change)
+        write_lock(self.path, self.lock)
+
+    def finish(self, p: NetworkPlan) -> None:
+        self.lock = dataclasses.replace(self.lock.with_nodes(p.locked_nodes()),
+                                        engine_version=p.consortium.spec.chain.version)
+        write_lock(self.path, self.lock)
 
 
 def status(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
@@ -103,10 +197,18 @@ def destroy(spec_file: Path, environment: str | None = None, state_dir: Path | N
                            hint="the nodes' data volumes belong to the keys; remove both or neither")
     p = load_plan(spec_file, environment, state_dir)
     prov = provider_for(p, provider)
+    removed_lock = None
+    reporter = reporter or SilentReporter()
     with network_lock(p.state_dir, p.name, lock_timeout):
-        result = prov.destroy(p, reporter or SilentReporter(), prune_volumes=prune_volumes)
+        result = prov.destroy(p, reporter, prune_volumes=prune_volumes)
+        # With the volumes gone the chain is gone: its lock file would freeze a genesis nobody runs, and the
+        # next apply starts a new chain (and writes a new lock file).
+        if prune_volumes and p.lock_file is not None and remove_lock(p.lock_file):
+            removed_lock = p.lock_file
+            reporter.step(f"removed the lock file {removed_lock}: its chain's data is gone (commit the removal; "
+                          "the next apply starts a new chain)")
         if purge_keys:
             shutil.rmtree(p.keystore.root / "keys", ignore_errors=True)
             for name in ("genesis_time", STATE_FILE):
                 (p.state_dir / name).unlink(missing_ok=True)
-    return DestroyOutcome(p, result, purged_keys=purge_keys)
+    return DestroyOutcome(p, result, purged_keys=purge_keys, removed_lock=removed_lock)

@@ -17,7 +17,7 @@ from hcops.errors import Diagnostic, InvalidInput
 from hcops.spec.models import OrgRole
 
 COMETBFT_VERSION = "0.38.17"
-IMAGE = f"cometbft/cometbft:v{COMETBFT_VERSION}"
+IMAGE = f"hcops/cometbft:{COMETBFT_VERSION}"
 PROVIDERS = ("docker", "kubernetes")
 DEFAULT_ORGS = 4  # with one validator each: the smallest set the consensus checks accept beyond dev
 DEFAULT_ROLE = OrgRole.provider

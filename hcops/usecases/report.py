@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from hcops.audit import attestations as attesting
 from hcops.audit.evaluate import load_runtime_pack
 from hcops.audit.log import AuditLog, now_text
 from hcops.audit.render import render
@@ -67,8 +68,10 @@ def write_report(
     out: Path,
     waivers: Path | None = None,
     now: dt.datetime | None = None,
+    attestations: Path | None = None,
 ) -> ReportResult:
     plan = load_plan(spec_file, environment, state_dir)
+    attested = attesting.load(attestations or attesting.default_path(spec_file))
     path = log_path(plan, AuditOptions(environment=environment, state_dir=state_dir, audit_db=audit_db))
     log = AuditLog(path, create=False) if path.exists() else None
     try:
@@ -82,6 +85,7 @@ def write_report(
             gate_rules=gate_rules,
             runtime_rules=list(load_runtime_pack().rules.values()),
             waivers=waiver_list,
+            attestations=attested,
             now=now,
         )
     finally:
@@ -89,9 +93,11 @@ def write_report(
             log.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(doc, fmt), encoding="utf-8")
-    s = doc["summary"]
+    s, ev = doc["summary"], doc["summary"]["evidence"]
     return ReportResult(
         out,
-        f"{s['verdict']}: {s['pass']} pass, {s['fail']} fail, {s['warning']} warning, {s['waived']} waived, "
-        f"{s['notCovered']} not covered of {s['controls']} controls",
+        f"{s['verdict']}: {s['pass']} pass, {s['declared']} declared only, {s['fail']} fail, {s['warning']} warning, "
+        f"{s['waived']} waived, {s['notCovered']} not covered of {s['controls']} controls "
+        f"(evidence: {ev['verified']} verified, {ev['attested']} attested, {ev['declared']} declared, "
+        f"{ev['none']} none)",
     )

@@ -1,5 +1,5 @@
 # Runtime checks of HIPAA 164.312(a) access control on running nodes: RPC publication (catalogue AC-1),
-# unique identities (AC-2) and key file protection (AC-5).
+# unique identities (AC-2), key file protection and, in production, encryption at rest (AC-5).
 package hcops.runtime.access_control
 
 import rego.v1
@@ -147,6 +147,38 @@ deny contains f if {
 	f := {
 		"id": "HC-RT-AC5-KEY-FILE-OWNER",
 		"msg": sprintf("%s: %s is owned by uid %v, the node runs as uid %v", [n.name, k.path, k.uid, n.uid]),
+		"resource": lib.node_resource(n),
+		"path": n.path,
+	}
+}
+
+# METADATA
+# title: Storage encryption neither measured nor attested in production
+# description: >-
+#   In the production tier, a node's storage must be known to be encrypted: measured by the sweep
+#   (fscrypt or dm-crypt under its Docker volume, or a StorageClass that requests encryption) or
+#   stated in an attestation of AC-5. spec storage.encrypted alone is only a declaration.
+# scope: rule
+# custom:
+#   id: HC-RT-AC5-STORAGE-UNVERIFIED
+#   control: AC-5
+#   hipaa:
+#     - 164.312(a)(2)(iv)
+#     - 164.310(d)(1)
+#   severity: high
+#   remediation: >-
+#     Put the node's volume on encrypted storage (a LUKS device or an fscrypt-encrypted folder; on
+#     Kubernetes a StorageClass that requests encryption), or record in attestations.yaml who checked
+#     the encryption of the underlying disks (control AC-5) and when the statement expires.
+deny contains f if {
+	lib.is_facts
+	lib.tier == "production"
+	not "AC-5" in lib.attested
+	some n in lib.nodes
+	object.get(n, ["storage", "encrypted"], null) != true
+	f := {
+		"id": "HC-RT-AC5-STORAGE-UNVERIFIED",
+		"msg": sprintf("%s: storage encryption at rest is neither measured nor attested; the production tier requires one of them", [n.name]),
 		"resource": lib.node_resource(n),
 		"path": n.path,
 	}

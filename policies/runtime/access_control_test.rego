@@ -13,6 +13,8 @@ denies(doc) := r if {
 		with input.undeclared as doc.undeclared
 		with input.chain as doc.chain
 		with input.audit as doc.audit
+		with input.tier as doc.tier
+		with input.attestations as doc.attestations
 }
 
 test_clean_network_passes if {
@@ -87,4 +89,43 @@ test_nothing_fires_on_a_gate_input if {
 	r := policy.deny with input.kind as "Consortium"
 		with input.nodes as [{"name": "x", "ports": [{"service": "rpc", "hostIp": "0.0.0.0", "hostPort": "1"}]}]
 	count(r) == 0
+}
+
+test_storage_unverified_fires_in_production if {
+	doc := td.patched([{"op": "replace", "path": "/tier", "value": "production"}])
+	some f in td.with_id(denies(doc), "HC-RT-AC5-STORAGE-UNVERIFIED")
+	f.resource == "node/a-val-0"
+	contains(f.msg, "neither measured nor attested")
+}
+
+test_storage_unverified_passes_when_measured if {
+	doc := td.patched([
+		{"op": "replace", "path": "/tier", "value": "production"},
+		{"op": "replace", "path": "/nodes/0/storage/encrypted", "value": true},
+		{"op": "replace", "path": "/nodes/1/storage/encrypted", "value": true},
+	])
+	count(td.with_id(denies(doc), "HC-RT-AC5-STORAGE-UNVERIFIED")) == 0
+}
+
+test_storage_unverified_passes_when_attested if {
+	doc := td.patched([
+		{"op": "replace", "path": "/tier", "value": "production"},
+		{"op": "replace", "path": "/attestations/active", "value": ["AC-5"]},
+	])
+	count(td.with_id(denies(doc), "HC-RT-AC5-STORAGE-UNVERIFIED")) == 0
+}
+
+test_storage_unverified_fires_without_storage_facts if {
+	doc := td.patched([
+		{"op": "replace", "path": "/tier", "value": "production"},
+		{"op": "remove", "path": "/nodes/1/storage"},
+		{"op": "replace", "path": "/nodes/0/storage/encrypted", "value": true},
+	])
+	some f in td.with_id(denies(doc), "HC-RT-AC5-STORAGE-UNVERIFIED")
+	f.resource == "node/b-val-0"
+}
+
+test_storage_declared_only_is_no_finding_outside_production if {
+	doc := td.patched([{"op": "replace", "path": "/tier", "value": "staging"}])
+	count(denies(doc)) == 0
 }

@@ -171,3 +171,136 @@ deny contains f if {
 		"path": "spec.organizations",
 	}
 }
+
+# ---------------------------------------------------------------------------------------------- backups
+# The `backup` section of the fact document is read from the audit log's backup and drill records
+# (hcops.backup.evidence.backup_facts). A network is judged only after hcops has recorded it for longer
+# than the allowed age (recordingForNs): a new network is not overdue before its first scheduled run.
+
+backup := object.get(input, "backup", {})
+
+# METADATA
+# title: Backup overdue
+# description: >-
+#   No successful backup was recorded within twice the interval of spec.backup.schedule: the data backup
+#   plan exists on paper only, and exact retrievable copies of the chain are missing or stale.
+# scope: rule
+# custom:
+#   id: HC-RT-CP1-BACKUP-OVERDUE
+#   control: CP-1
+#   hipaa:
+#     - 164.308(a)(7)(ii)(A)
+#   severity: high
+#   remediation: >-
+#     Run `hcops backup -f SPEC` now, and keep `hcops audit --watch` running: it takes the scheduled
+#     backups. `hcops backup list` and the audit log show the failed runs and why.
+deny contains f if {
+	lib.is_facts
+	backup.enabled == true
+	is_number(backup.overdueAfterNs)
+	some msg in overdue_reasons
+	f := {
+		"id": "HC-RT-CP1-BACKUP-OVERDUE",
+		"msg": msg,
+		"resource": lib.network_resource,
+		"path": "spec.backup.schedule",
+	}
+}
+
+overdue_reasons contains msg if {
+	last := backup.lastSuccess
+	last != null
+	last.ageNs > backup.overdueAfterNs
+	msg := sprintf("the last successful backup (%s, of %s) is %s old, more than twice the schedule's interval (%s)", [last.id, last.node, lib.ns_text(last.ageNs), lib.ns_text(backup.overdueAfterNs)])
+}
+
+overdue_reasons contains msg if {
+	backup.lastSuccess == null
+	backup.recordingForNs > backup.overdueAfterNs
+	msg := sprintf("no successful backup is recorded in %s, more than twice the schedule's interval (%s)", [lib.ns_text(backup.recordingForNs), lib.ns_text(backup.overdueAfterNs)])
+}
+
+# METADATA
+# title: Backup archive does not verify
+# description: >-
+#   A retained backup archive is missing, or its SHA-256 is no longer the one recorded in the audit log
+#   when it was written: that copy is not an exact retrievable copy any more.
+# scope: rule
+# custom:
+#   id: HC-RT-CP1-BACKUP-DIGEST
+#   control: CP-1
+#   hipaa:
+#     - 164.308(a)(7)(ii)(A)
+#     - 164.308(a)(7)(ii)(B)
+#   severity: high
+#   remediation: >-
+#     Find out what changed or removed the archive (storage fault, tampering), take a new backup with
+#     `hcops backup`, and check the others with `hcops backup list`.
+deny contains f if {
+	lib.is_facts
+	some a in object.get(backup, "archives", [])
+	a.verified == false
+	f := {
+		"id": "HC-RT-CP1-BACKUP-DIGEST",
+		"msg": sprintf("backup %s (of %s) does not verify: %s", [a.id, a.node, a.problem]),
+		"resource": sprintf("backup/%s", [a.id]),
+		"path": "spec.backup",
+	}
+}
+
+drill_problems contains msg if {
+	backup.enabled == true
+	d := backup.drill
+	d.lastSuccess == null
+	backup.recordingForNs > d.maxAgeNs
+	msg := sprintf("no successful restore drill is recorded in %s (at most 90 days apart)", [lib.ns_text(backup.recordingForNs)])
+}
+
+drill_problems contains msg if {
+	backup.enabled == true
+	last := backup.drill.lastSuccess
+	last != null
+	last.ageNs > backup.drill.maxAgeNs
+	msg := sprintf("the last successful restore drill (of backup %s) is %s old, more than 90 days", [last.backupId, lib.ns_text(last.ageNs)])
+}
+
+# METADATA
+# title: Restore drill overdue
+# description: >-
+#   No restore was tested in the last 90 days: the contingency plan's restores are untested
+#   (a warning outside the production tier).
+# scope: rule
+# custom:
+#   id: HC-RT-CP1-DRILL-OVERDUE
+#   control: CP-1
+#   hipaa:
+#     - 164.308(a)(7)(ii)(B)
+#     - 164.308(a)(7)(ii)(D)
+#   severity: medium
+#   remediation: Run `hcops drill restore -f SPEC`; it is recorded in the audit log as evidence.
+warn contains f if {
+	lib.is_facts
+	object.get(input, "tier", null) != "production"
+	some msg in drill_problems
+	f := {"id": "HC-RT-CP1-DRILL-OVERDUE", "msg": msg, "resource": lib.network_resource, "path": "spec.backup"}
+}
+
+# METADATA
+# title: Restore drill overdue
+# description: >-
+#   No restore was tested in the last 90 days: in the production tier, untested restores fail the audit.
+# scope: rule
+# custom:
+#   id: HC-RT-CP1-DRILL-OVERDUE
+#   control: CP-1
+#   hipaa:
+#     - 164.308(a)(7)(ii)(B)
+#     - 164.308(a)(7)(ii)(D)
+#   severity: medium
+#   remediation: Run `hcops drill restore -f SPEC`; it is recorded in the audit log as evidence.
+deny contains f if {
+	lib.is_facts
+	input.tier == "production"
+	some msg in drill_problems
+	f := {"id": "HC-RT-CP1-DRILL-OVERDUE", "msg": msg, "resource": lib.network_resource, "path": "spec.backup"}
+}

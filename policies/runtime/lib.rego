@@ -65,3 +65,14 @@ ns_text(ns) := sprintf("%vs", [round(ns / 100000000) / 10])
 spec_validators := {[upper(v.address), v.power] | some v in object.get(spec, "validators", [])}
 
 live_validators := {[upper(v.address), v.power] | some v in object.get(chain, "validatorSet", [])}
+
+# The tier the spec runs in (spec.tier, else from the environment's name); null when unspecified.
+tier := object.get(input, "tier", null)
+
+# spec.data.phiOnChain as declared, and the identifiers the sweeps found in committed transactions.
+phi_policy := object.get(spec, ["data", "phiOnChain"], "none")
+
+phi_hits := object.get(input, ["phi", "hits"], [])
+
+# Controls with an attestation in effect (attestations.yaml: signed off, not expired).
+attested := {c | some c in object.get(input, ["attestations", "active"], [])}

@@ -2,7 +2,8 @@
 # two-validator network, and `patched(ops)` is a variant of it made with json.patch.
 #
 # regopy 1.5.2 cannot evaluate `with input as <document>`, but it can replace the input key by key,
-# so every test file replaces the seven top-level keys the runtime policies read (see `input_keys`).
+# so every test file replaces the top-level keys the runtime policies it tests read (the seven of the
+# node and chain checks; phi_test and access_control_test also tier, phi and attestations).
 # The file name ends in _test.rego so that the audit never loads it as policy.
 package hcops.runtime.testdata
 
@@ -29,7 +30,7 @@ key_files := [
 node_a := {
 	"name": "a-val-0", "org": "org-a", "role": "validator", "resource": "small-net-a-val-0",
 	"path": "spec.organizations[0].nodes[0]",
-	"expected": {"image": image, "nodeId": id_a, "validatorAddress": addr_a, "power": 10},
+	"expected": {"image": image, "nodeId": id_a, "validatorAddress": addr_a, "power": 10, "storageEncrypted": true},
 	"present": true, "state": "running", "health": "healthy", "running": true, "up": true, "restartCount": 0,
 	"image": {"reference": image, "id": image_id, "repoDigests": [], "previousId": image_id},
 	"user": "10001:10001", "uid": 10001, "readOnlyRootFs": true, "privileged": false,
@@ -43,6 +44,10 @@ node_a := {
 		"reachable": true, "error": null, "nodeId": id_a, "validatorAddress": addr_a, "chainId": "small-1",
 		"version": "0.38.17", "height": 120, "catchingUp": false, "latestBlockTime": "2026-11-25T12:00:00.1Z",
 		"latestBlockAgeNs": 400000000, "peers": [id_b],
+	},
+	"storage": {
+		"kind": "docker-volume", "volume": "small-net-a-val-0-data", "measured": true, "encrypted": false,
+		"method": null, "detail": "ext4 on /dev/vda: no fscrypt policy on the folder, no dm-crypt device underneath",
 	},
 }
 
@@ -73,11 +78,12 @@ live_validators := [{"address": addr_a, "power": 10}, {"address": addr_b, "power
 
 clean := {
 	"apiVersion": "hcops/v1alpha1", "kind": "AuditFacts", "network": "small-net", "environment": null,
-	"provider": "docker",
+	"tier": null, "provider": "docker",
 	"sweep": {"id": "20261125T120000Z-0001", "time": "2026-11-25T12:00:00.5Z", "timeNs": 1795608000500000000},
 	"spec": {
 		"chainId": "small-1", "image": image, "imageDigest": null,
 		"rpc": {"exposure": "internal", "tls": false},
+		"data": {"phiOnChain": "none", "txIndex": "off"},
 		"audit": {"enabled": true, "intervalNs": 30000000000, "retentionDays": 2190, "anchorToChain": false},
 		"validators": [
 			{"name": "a-val-0", "org": "org-a", "address": addr_a, "pubKey": "cHViYQ==", "power": 10},
@@ -106,7 +112,17 @@ clean := {
 		"intervalNs": 30000000000, "overdueAfterNs": 60000000000, "previousSweepId": "20261125T115930Z-0000",
 		"previousSweepAgeNs": 30000000000, "logIntact": true, "logBreak": null,
 	},
+	"phi": {
+		"policy": "none", "source": "a-val-0", "head": 120,
+		"scanned": {"fromHeight": 91, "toHeight": 120, "blocks": 30, "txs": 2},
+		"coveredFrom": 1, "coveredTo": 120, "fromStart": true, "caughtUp": true, "complete": true,
+		"hits": [], "hitsTotal": 0, "newHits": 0, "error": null,
+	},
+	"attestations": {"active": [], "expired": []},
 }
+
+# A transaction hash (upper-case hex, as CometBFT shows it).
+tx_a := "5C9A2B1E4F6D8A0B3C5E7F9A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8A9B0C"
 
 # An undeclared container that publishes RPC on every interface.
 rogue := {

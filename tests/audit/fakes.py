@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.base import NodeStatus, Observation
+from hcops.providers.rpc import Block, BlockMeta, RpcClient, RpcUnavailable
 
 IMAGE_ID = "sha256:" + "ab" * 32
 KEY_FILES = ("config/node_key.json", "config/priv_validator_key.json", "data/priv_validator_state.json")
@@ -130,3 +132,52 @@ def stopped(obs: Observation, name: str) -> Observation:
             )
         nodes.append(s)
     return Observation(obs.network, tuple(nodes), obs.undeclared, obs.facts)
+
+
+class FakeChain(RpcClient):
+    """A node's block reads from memory: ``blocks`` maps height -> raw transactions (heights 1..head)."""
+
+    def __init__(self, head: int = 100, txs: dict[int, list[bytes]] | None = None) -> None:
+        super().__init__("http://fake.invalid")
+        self.head = head
+        self.txs = dict(txs or {})
+        self.calls: list[str] = []
+        self.fail_at: int | None = None  # a height whose /block fails (the node stops answering)
+
+    def earliest_height(self) -> int:
+        self.calls.append("status")
+        return 1
+
+    def blockchain(self, min_height: int, max_height: int) -> tuple[BlockMeta, ...]:
+        self.calls.append(f"blockchain {min_height}-{max_height}")
+        assert max_height - min_height < 20
+        top = min(max_height, self.head)
+        return tuple(BlockMeta(h, len(self.txs.get(h, ()))) for h in range(min_height, top + 1))
+
+    def block(self, height: int) -> Block:
+        self.calls.append(f"block {height}")
+        if self.fail_at is not None and height >= self.fail_at:
+            raise RpcUnavailable(f"http://fake.invalid/block?height={height}: connection refused")
+        return Block(height, tuple(self.txs.get(height, ())))
+
+
+def chain_reader(chain: FakeChain) -> Callable[[Observation], list[tuple[NodeStatus, RpcClient]]]:
+    """An Auditor.chain_reader that reads every block from ``chain`` (as the highest node), at its head."""
+
+    def read(obs: Observation) -> list[tuple[NodeStatus, RpcClient]]:
+        node = obs.nodes[0]
+        return [(NodeStatus(node.name, node.org, node.role, True, "running", height=chain.head), chain)]
+
+    return read
+
+
+def storage_facts(plan: NetworkPlan, *, encrypted: bool | None = True) -> dict[str, dict[str, Any]]:
+    """The Docker provider's ``storage`` facts: every node's volume measured (fscrypt) or plain."""
+    return {
+        n.name: {
+            "kind": "docker-volume", "volume": f"{plan.name}-{n.name}-data", "measured": encrypted is not None,
+            "encrypted": encrypted, "method": "fscrypt" if encrypted else None, "fstype": "ext4",
+            "device": "/dev/loop0", "detail": "fscrypt v2 policy" if encrypted else "no fscrypt policy",
+        }
+        for n in plan.nodes
+    }

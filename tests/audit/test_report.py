@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from hcops.audit import catalogue
+from hcops.audit.attestations import Attestations
 from hcops.audit.evaluate import load_runtime_pack
 from hcops.audit.log import AuditLog
 from hcops.audit.render import render, to_html
@@ -24,6 +26,7 @@ from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines import EmbeddedEngine
 from hcops.policy.gate import list_rules
 from hcops.policy.sources import builtin_policy_dir
+from tests.audit import fakes
 from tests.audit.conftest import NOW
 from tests.audit.test_sweep import ScriptedProvider
 
@@ -46,9 +49,15 @@ def report_doc(
     *,
     down: set[str] | None = None,
     gate_findings: tuple[dict[str, Any], ...] = (GATE_FINDING,),
+    encrypted: bool | None = None,
+    attestations: Attestations | None = None,
+    txs: dict[int, list[bytes]] | None = None,
+    now: dt.datetime = NOW + dt.timedelta(minutes=1),
 ) -> dict[str, Any]:
     clock = [NOW]
     prov = ScriptedProvider(plan, clock)
+    prov.encrypted = encrypted
+    prov.chain.txs = dict(txs or {})
     log = AuditLog(tmp_path / "audit.db")
     a = Auditor(
         plan=plan,
@@ -57,8 +66,9 @@ def report_doc(
         engine=EmbeddedEngine(),
         pack=load_runtime_pack(),  # type: ignore[arg-type]
         locate=plan.loaded.locate,
-        settings=AuditSettings(),
+        settings=AuditSettings(attestations=attestations or Attestations(None)),
         clock=lambda: clock[0],
+        chain_reader=fakes.chain_reader(prov.chain),
     )
     a.run()
     prov.down = down or set()
@@ -73,7 +83,8 @@ def report_doc(
         gate=gate,
         gate_rules=list_rules(builtin_dir=builtin_policy_dir()),
         runtime_rules=list(load_runtime_pack().rules.values()),
-        now=NOW + dt.timedelta(minutes=1),
+        attestations=attestations,
+        now=now,
     )
     log.close()
     return doc
@@ -86,8 +97,9 @@ def test_one_row_per_control_with_rules_and_status(plan: NetworkPlan, tmp_path: 
     assert rows["CP-1"]["status"] == "fail"
     assert "HC-RT-CP1-NODE-DOWN" in {r["id"] for r in rows["CP-1"]["runtimeRules"]}
     assert rows["AC-3"]["status"] == "warning"  # only the gate's warn-level finding
-    assert rows["AC-5"]["status"] == "pass" and rows["AC-5"]["runtimeRules"] and rows["AC-5"]["gateRules"]
-    assert rows["AC-4"]["status"] == "not-covered"
+    # key files measured, but storage encryption only declared (no storage facts): declared, never pass
+    assert rows["AC-5"]["status"] == "declared" and rows["AC-5"]["runtimeRules"] and rows["AC-5"]["gateRules"]
+    assert rows["AC-4"]["status"] == "not-covered" and rows["AC-4"]["evidence"] == "none"
     assert doc["summary"]["verdict"] == "non-compliant"
     assert doc["lastSweep"]["id"] and doc["log"]["intact"]
     org_b = next(o for o in doc["organizations"] if o["name"] == "org-b")
@@ -133,7 +145,8 @@ def test_formats(plan: NetworkPlan, tmp_path: Path) -> None:
     assert '"kind": "ComplianceReport"' in render(doc, "json")
     html = to_html(doc)
     assert html.count('class="control-row"') == len(catalogue.ids())
-    assert "http://" not in html and "https://" not in html and "<script" not in html  # self-contained
+    # self-contained: nothing is fetched (URLs may appear as text: attestation evidence, node addresses)
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:|<script|<link|@import|url\(""", html)
     assert "priv_validator_key.json" not in html
 
 
@@ -184,6 +197,10 @@ def test_html_renders_in_headless_chromium(plan: NetworkPlan, tmp_path: Path) ->
         assert f'data-control="{cid}"' in dom.stdout
     assert 'data-control="AC-3" data-status="warning"' in dom.stdout  # warn-only: not failing
     assert 'data-control="CP-1" data-status="fail"' in dom.stdout
+    # a control only the spec speaks for is shown as declared, not as passing
+    assert 'data-control="AC-5" data-status="declared" data-evidence="declared"' in dom.stdout
+    assert 'data-control="AU-1" data-status="pass" data-evidence="verified"' in dom.stdout
+    assert 'id="evidence-legend"' in dom.stdout and "only the spec says so" in dom.stdout
     shot = tmp_path / "report.png"
     subprocess.run(
         [chromium, *flags, f"--screenshot={shot}", "--window-size=1400,2000", page.as_uri()],

@@ -109,6 +109,29 @@ VARIANTS: dict[str, tuple[list[Mutation], set[str]]] = {
         [_set("audit/logIntact", False), _set("audit/logBreak", "record 3: edited")],
         {"HC-RT-AU1-LOG-BROKEN"},
     ),
+    "phi-ssn": (
+        [lambda d: d["phi"]["hits"].append({"height": 97, "txHash": "AB" * 32, "kind": "ssn"})],
+        {"HC-RT-PHI1-IDENTIFIER-ON-CHAIN"},
+    ),
+    "phi-not-a-digest": (
+        [
+            _set("spec/data/phiOnChain", "hashes-only"),
+            lambda d: d["phi"]["hits"].append({"height": 98, "txHash": "CD" * 32, "kind": "not-a-digest"}),
+        ],
+        {"HC-RT-PHI1-NOT-A-DIGEST"},
+    ),
+    "phi-allowed": (
+        [
+            _set("spec/data/phiOnChain", "allowed"),
+            lambda d: d["phi"]["hits"].append({"height": 97, "txHash": "AB" * 32, "kind": "ssn"}),
+        ],
+        set(),
+    ),
+    "prod-storage-declared": ([_set("tier", "production")], {"HC-RT-AC5-STORAGE-UNVERIFIED"}),
+    "prod-storage-attested": (
+        [_set("tier", "production"), _set("attestations/active", ["AC-5"])],
+        set(),
+    ),
     "undeclared": (
         [
             lambda d: d["undeclared"].append(

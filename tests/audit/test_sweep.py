@@ -31,10 +31,16 @@ class ScriptedProvider:
         self.plan, self.clock = plan, clock
         self.down: set[str] = set()
         self.height = 100
+        self.chain = fakes.FakeChain(head=self.height)  # what the sweeps read blocks from
+        self.encrypted: bool | None = None  # storage facts: measured encrypted / plain; None: none reported
 
     def observe(self, plan: NetworkPlan) -> Observation:
         self.height += 10
+        self.chain.head = self.height
         obs = fakes.observation(plan, self.clock[0], self.height)
+        if self.encrypted is not None:
+            obs = Observation(obs.network, obs.nodes, obs.undeclared,
+                              {**obs.facts, "storage": fakes.storage_facts(plan, encrypted=self.encrypted)})
         for name in self.down:
             obs = fakes.stopped(obs, name)
         return obs
@@ -51,6 +57,7 @@ def auditor(plan: NetworkPlan, tmp_path: Path, clock: list[dt.datetime]) -> tupl
         locate=plan.loaded.locate,
         settings=AuditSettings(),
         clock=lambda: clock[0],
+        chain_reader=fakes.chain_reader(prov.chain),
     )
     return a, prov
 

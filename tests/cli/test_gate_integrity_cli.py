@@ -172,9 +172,11 @@ def test_engine_memory_limit(unsafe: SpecDir) -> None:
     pol.mkdir()
     (pol / "bomb.rego").write_text("package acme.bomb\n\nimport rego.v1\n\n" + RULE_META.format(id="ACME-BOMB")
                                    + 'deny contains {"id": "ACME-BOMB", "msg": "n"} if count(numbers.range(1, 100000000)) > 0\n')
-    proc = check(unsafe, "--policy", "pol", "--engine-memory", "300")
+    proc = check(unsafe, "--policy", "pol", "--engine", "embedded", "--engine-memory", "300")
     assert proc.returncode == 2
     assert "memory limit of 300 MB" in proc.stderr and "bad_alloc" not in proc.stderr
+    # Whatever engine evaluates, the gate fails closed (exit 2), never passes.
+    assert check(unsafe, "--policy", "pol", "--engine-memory", "300").returncode == 2
 
 
 def test_engine_time_limit(unsafe: SpecDir) -> None:
@@ -184,7 +186,7 @@ def test_engine_time_limit(unsafe: SpecDir) -> None:
                                    + 'deny contains {"id": "ACME-SLOW", "msg": "n"} if {\n'
                                    "\tsome i in numbers.range(1, 3000)\n\tsome j in numbers.range(1, 3000)\n"
                                    "\ti * j == -1\n}\n")
-    proc = check(unsafe, "--policy", "pol", "--engine-timeout", "1")
+    proc = check(unsafe, "--policy", "pol", "--engine", "embedded", "--engine-timeout", "1")
     assert proc.returncode == 2
     assert "time limit of 1 s" in proc.stderr
 

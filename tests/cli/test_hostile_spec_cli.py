@@ -80,7 +80,7 @@ def test_a_trailing_newline_is_not_a_valid_value(tmp_path: Path, old: str, new: 
 def test_a_hostile_file_name_cannot_add_a_yaml_document(tmp_path: Path, name: str) -> None:
     spec = write_spec(tmp_path, SMALL_SPEC, name)
     out = tmp_path / "out"
-    result = hcops(tmp_path, "render", "-f", str(spec), "-o", str(out), "--state-dir", str(tmp_path / "state"))
+    result = hcops(tmp_path, "render", "--generate-keys", "-f", str(spec), "-o", str(out), "--state-dir", str(tmp_path / "state"))
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     if result.returncode == 2:  # refusing the name is a fine answer too
@@ -162,7 +162,7 @@ def test_a_bad_subnet_is_invalid_input_not_a_crash(tmp_path: Path, subnet: str) 
     spec = write_spec(tmp_path, text)
     line = line_of(text, "provider:")
     invalid(hcops(tmp_path, "validate", "-f", str(spec)), "spec.provider.docker.subnet", line)
-    result = hcops(tmp_path, "render", "-f", str(spec), "-o", str(tmp_path / "out"))
+    result = hcops(tmp_path, "render", "--generate-keys", "-f", str(spec), "-o", str(tmp_path / "out"))
     invalid(result, "spec.provider.docker.subnet", line)
 
 
@@ -170,11 +170,11 @@ def test_a_subnet_too_small_for_the_nodes_is_invalid_input(tmp_path: Path) -> No
     more = "        - {name: d-obs-1, role: observer}\n        - {name: d-obs-2, role: observer}\n"
     text = SMALL_SPEC.replace("  organizations:", "  provider: {docker: {subnet: 10.9.0.0/28}}\n  organizations:")
     spec = write_spec(tmp_path, text + more)  # 7 nodes need 18 addresses, a /28 has 16
-    output = invalid(hcops(tmp_path, "render", "-f", str(spec), "-o", str(tmp_path / "out")),
+    output = invalid(hcops(tmp_path, "render", "--generate-keys", "-f", str(spec), "-o", str(tmp_path / "out")),
                      "spec.provider.docker.subnet", line_of(text, "provider:"))
     assert "7 nodes need 18 addresses" in output
     spec = write_spec(tmp_path, text)  # 5 nodes fit
-    result = hcops(tmp_path, "render", "-f", str(spec), "-o", str(tmp_path / "out"))
+    result = hcops(tmp_path, "render", "--generate-keys", "-f", str(spec), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     check_render_tree(tmp_path / "out", build_plan(load_spec(spec), tmp_path / "state"))
 
@@ -206,7 +206,7 @@ def test_an_escape_sequence_in_the_file_name_is_shown_escaped(tmp_path: Path) ->
 def test_ansible_variables_render_unsafe(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, SMALL_SPEC)
     out = tmp_path / "out"
-    result = hcops(tmp_path, "render", "-f", str(spec), "-o", str(out), "--target", "ansible")
+    result = hcops(tmp_path, "render", "--generate-keys", "-f", str(spec), "-o", str(out), "--target", "ansible")
     assert result.returncode == 0, result.stdout + result.stderr
     check_render_tree(out, build_plan(load_spec(spec), tmp_path / "state"), ("ansible",))
     assert 'cometbft_chain_id: !unsafe "small-1"' in (out / "ansible" / "group_vars" / "all.yaml").read_text()

@@ -79,7 +79,7 @@ def keys_of(state: Path, node: str) -> Path:
 def render(tmp: Path, spec: SpecDir, state: Path, out: Path | None = None,
            inject: str = "") -> subprocess.CompletedProcess[str]:
     return run(tmp, "render", "-f", str(spec.spec), "-o", str(out or tmp / "out"), "--state-dir", str(state),
-               inject=inject)
+               "--generate-keys", inject=inject)
 
 
 def victim(tmp: Path, content: bytes = b"not hcops' file\n", mode: int = 0o644) -> Path:
@@ -356,7 +356,7 @@ READ_ONLY = """
 
 def test_read_only_state_folder(tmp_path: Path, spec_dir: SpecDir) -> None:
     state = tmp_path / "state"
-    text = refused(run(tmp_path, "render", "-f", str(spec_dir.spec), "-o", "out", "--state-dir", str(state),
+    text = refused(run(tmp_path, "render", "--generate-keys", "-f", str(spec_dir.spec), "-o", "out", "--state-dir", str(state),
                        inject=READ_ONLY), str(state / NETWORK / "keys"))
     assert "read-only" in text.lower()
 

@@ -1078,7 +1078,7 @@ state = "{base / "state"}"
 
 # ------------------------------------------------------------------ the shared cluster with a node
 _NODE_SHARED: dict[str, tuple[KubeCluster, KubeNode]] = {}
-NODE_IMAGES = ["cometbft/cometbft:v0.38.17"]
+NODE_IMAGES = ["hcops/cometbft:0.38.17"]
 
 
 def shared_node_cluster(

@@ -51,7 +51,7 @@ def test_single_validator_network_commits_blocks(spec_dir: SpecDir, tmp_path: Pa
         kind: Consortium
         metadata: {name: solo-net}
         spec:
-          chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: solo-1, blockInterval: 200ms}
+          chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: solo-1, blockInterval: 200ms}
           organizations:
             - name: org-a
               role: provider

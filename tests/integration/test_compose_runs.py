@@ -55,7 +55,7 @@ def test_rendered_compose_file_runs(make_network: Callable[..., TestNetwork]) ->
     net = make_network("compose")
     net.write()
     out = net.root / "rendered"
-    net.hcops("render", "-o", str(out), "--target", "docker", check=True)
+    net.hcops("render", "-o", str(out), "--target", "docker", "--generate-keys", check=True)
     project = out / "docker"
     ports = [net.port_base + i for i in range(len(NODES))]
 

@@ -1,9 +1,10 @@
-"""Differential test of the two policy engines against a real OPA server, and `opa test policies/`.
+"""Differential test of every policy engine against a real OPA server, and `opa test policies/`.
 
 OPA is the reference. The whole input corpus (policies/testdata: the examples and one variant per
-rule) goes through the embedded engine (regopy) and the OPA server engine; both must report the same
-findings. Without the OPA binary the tests fail under CI=true and skip elsewhere
-(`scripts/bootstrap opa` installs it).
+rule) goes through every engine: the embedded engine (regopy), the wasm engine (the shipped module,
+in-process), the managed OPA engine (the binary, one-shot) and the OPA server engine; all must report
+the same findings. Without the OPA binary or wasmtime the tests fail under CI=true and skip elsewhere
+(`scripts/bootstrap opa python` installs them).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import pytest
 
 from hcops.errors import InvalidInput, Location
 from hcops.policy import EmbeddedEngine, OpaServerEngine, builtin_policy_dir, collect_policies, run_gate
+from hcops.policy.engines import Engine, OpaLocalEngine
 from hcops.policy.engines.base import EngineResult
 from hcops.policy.findings import build_findings
 from hcops.policy.gate import load_policy_set
 from hcops.policy.metadata import rules_by_id
 from hcops.policy.sources import modules_of
-from tests.integration.requirements import binary
+from tests.integration.requirements import binary, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +127,32 @@ def opa_engine(opa_url: str) -> Iterator[OpaServerEngine]:
     engine.close()
 
 
+@pytest.fixture(scope="module")
+def wasm_engine() -> Iterator[Engine]:
+    """The wasm engine, which must evaluate the shipped module (not compile one)."""
+    try:
+        from hcops.policy.engines.wasm_engine import WasmEngine
+    except ImportError as exc:  # wasmtime missing
+        unavailable(f"the wasm engine needs wasmtime ({exc}); run `scripts/bootstrap python`")
+        raise
+    engine = WasmEngine()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def local_engine(opa_binary: Path) -> Iterator[OpaLocalEngine]:
+    engine = OpaLocalEngine(binary=opa_binary)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def engines(wasm_engine: Engine, local_engine: OpaLocalEngine) -> dict[str, Engine]:
+    """Every engine but the reference (the OPA server)."""
+    return {"embedded": EmbeddedEngine(), "wasm": wasm_engine, "opa": local_engine}
+
+
 def _ids(result: EngineResult, level: str) -> set[str]:
     return {v["id"] for pkg, lv, v in result.raw() if lv == level and isinstance(v, dict)}
 
@@ -137,31 +165,40 @@ def test_corpus_is_present() -> None:
 
 @pytest.mark.parametrize(("name", "path"), CORPUS, ids=[name for name, _ in CORPUS])
 def test_engines_agree_on_the_corpus(
-    name: str, path: Path, builtin: tuple[dict[str, str], dict[str, Any]], opa_engine: OpaServerEngine
+    name: str, path: Path, builtin: tuple[dict[str, str], dict[str, Any]], opa_engine: OpaServerEngine,
+    engines: dict[str, Engine]
 ) -> None:
     modules, rules = builtin
     doc = json.loads(path.read_text())
     reference = opa_engine.evaluate(modules, doc, {})
-    embedded = EmbeddedEngine().evaluate(modules, doc, {})
-    assert embedded.comparable() == reference.comparable()
-    assert build_findings(embedded, rules, _no_location) == build_findings(reference, rules, _no_location)
+    expected = build_findings(reference, rules, _no_location)
+    for engine_name, engine in engines.items():
+        result = engine.evaluate(modules, doc, {})
+        assert result.engine == engine_name
+        assert result.comparable() == reference.comparable(), engine_name
+        assert build_findings(result, rules, _no_location) == expected, engine_name
+    assert getattr(engines["wasm"], "last_source", "") == "shipped", (
+        "the shipped wasm module is stale (python -m hcops.policy.engines.wasm_pack)")
     if name.startswith("HC-"):  # violations/<RULE-ID>: the variant triggers its rule
         assert name in _ids(reference, "deny") | _ids(reference, "warn")
     elif name == "example":  # the compliant example passes the gate
         assert _ids(reference, "deny") == set()
 
 
-def test_gate_reports_agree(opa_engine: OpaServerEngine) -> None:
+def test_gate_reports_agree(opa_engine: OpaServerEngine, engines: dict[str, Engine]) -> None:
     names = dict(CORPUS)
     assert "example" in names, "policies/testdata/example/input.json is missing (policies/testdata/generate.py)"
     doc = json.loads(names["example"].read_text())
     reports = [
         run_gate(doc, policy_dirs=[], builtin_dir=builtin_policy_dir(), data_files=[], waivers=None,
                  engine=engine, locate=_no_location, environment=doc.get("environment"))
-        for engine in (EmbeddedEngine(), opa_engine)
+        for engine in (opa_engine, *engines.values())
     ]
-    assert reports[0].passed and reports[1].passed
-    assert reports[0].findings == reports[1].findings
+    assert [r.engine for r in reports] == ["opa-server", "embedded", "wasm", "opa"]
+    for report in reports:
+        assert report.passed
+        assert report.findings == reports[0].findings
+        assert report.pack == reports[0].pack  # the seal holds for every engine
 
 
 def test_opa_test_passes_on_the_pack(opa_binary: Path) -> None:
@@ -170,12 +207,26 @@ def test_opa_test_passes_on_the_pack(opa_binary: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
-def test_fixture_pack_tests_agree(opa_engine: OpaServerEngine) -> None:
+def test_fixture_pack_tests_agree(opa_engine: OpaServerEngine, engines: dict[str, Engine],
+                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opa_binary: Path) -> None:
+    monkeypatch.setenv("HCOPS_CACHE", str(tmp_path))  # the wasm engine compiles the tests: a private cache
+    monkeypatch.setenv("HCOPS_OPA_BIN", str(opa_binary))
     modules = modules_of(collect_policies(builtin_dir=FIXTURE_PACK, include_tests=True))
-    embedded = [(r.name, r.status) for r in EmbeddedEngine().run_tests(modules, {})]
     reference = [(r.name, r.status) for r in opa_engine.run_tests(modules, {})]
     expected = [("test_public_rpc_denied", "pass"), ("test_internal_rpc_allowed", "pass")]
-    assert embedded == reference == expected
+    assert reference == expected
+    for name, engine in engines.items():
+        assert [(r.name, r.status) for r in engine.run_tests(modules, {})] == expected, name
+
+
+def test_the_runtime_pack_agrees_on_every_engine(opa_engine: OpaServerEngine, engines: dict[str, Engine]) -> None:
+    from hcops.audit.evaluate import load_runtime_pack
+
+    pack = load_runtime_pack(builtin_policy_dir() / "runtime")
+    for facts in ({}, {"network": "n", "nodes": []}):
+        reference = opa_engine.evaluate(pack.modules, facts, {}).comparable()
+        for name, engine in engines.items():
+            assert engine.evaluate(pack.modules, facts, {}).comparable() == reference, name
 
 
 def test_opa_engine_reports_policy_errors_with_file_line(opa_engine: OpaServerEngine) -> None:

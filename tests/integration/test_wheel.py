@@ -49,7 +49,7 @@ def test_gate_render_and_rules_work_from_the_wheel(venv: Path) -> None:
     rules = _hcops(venv, "policy", "list", "--output", "json")
     assert rules.returncode == 0, rules.stderr
     assert len(json.loads(rules.stdout)) >= 40
-    render = _hcops(venv, "render", "-f", str(EXAMPLE), "--state-dir", state, "-o", str(venv / "out"))
+    render = _hcops(venv, "render", "-f", str(EXAMPLE), "--state-dir", state, "-o", str(venv / "out"), "--generate-keys")
     assert render.returncode == 0, render.stderr
     assert (venv / "out" / "docker" / "compose.yaml").is_file()
     assert list((venv / "out" / "kubernetes").glob("*.yaml"))

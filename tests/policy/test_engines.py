@@ -5,7 +5,16 @@ from typing import Any
 import pytest
 
 from hcops.errors import EnvironmentProblem, HcopsError, InvalidInput
-from hcops.policy.engines import EmbeddedEngine, Engine, OpaServerEngine, make_engine
+from hcops.policy.engines import (
+    AutoEngine,
+    EmbeddedEngine,
+    Engine,
+    OpaLocalEngine,
+    OpaServerEngine,
+    WasmEngine,
+    make_engine,
+)
+from hcops.policy.engines.auto import WASM_MAX_INPUT
 from hcops.policy.engines.base import analyse, entry_module
 from hcops.policy.engines.embedded import parse_sexpr_errors
 from hcops.policy.engines.opa_server import policy_id
@@ -18,9 +27,12 @@ def pack_modules(*dirs: Any, tests: bool = False) -> dict[str, str]:
     return modules_of(collect_policies(list(dirs), builtin_dir=PACK, include_tests=tests))
 
 
-def test_both_engines_satisfy_the_protocol() -> None:
-    assert isinstance(EmbeddedEngine(), Engine)
-    assert isinstance(OpaServerEngine("http://127.0.0.1:8181"), Engine)
+def test_every_engine_satisfies_the_protocol() -> None:
+    for engine in (EmbeddedEngine(), OpaServerEngine("http://127.0.0.1:8181"), OpaLocalEngine(), WasmEngine(),
+                   AutoEngine()):
+        assert isinstance(engine, Engine)
+    assert [e.name for e in (EmbeddedEngine(), OpaServerEngine("http://x:1"), OpaLocalEngine(), WasmEngine())] == [
+        "embedded", "opa-server", "opa", "wasm"]
 
 
 def test_policy_packages_are_those_defining_deny_or_warn() -> None:
@@ -136,11 +148,53 @@ def test_policy_ids_are_namespaced() -> None:
 
 def test_make_engine_reads_the_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HCOPS_OPA_URL", raising=False)
-    assert isinstance(make_engine(), EmbeddedEngine)
+    assert isinstance(make_engine(), AutoEngine)
     assert isinstance(make_engine("http://127.0.0.1:8181"), OpaServerEngine)
     monkeypatch.setenv("HCOPS_OPA_URL", "http://127.0.0.1:8181")
     engine = make_engine()
     assert isinstance(engine, OpaServerEngine) and engine.url == "http://127.0.0.1:8181"
+
+
+def test_make_engine_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HCOPS_OPA_URL", raising=False)
+    assert isinstance(make_engine(engine="wasm"), WasmEngine)
+    assert isinstance(make_engine(engine="opa"), OpaLocalEngine)
+    assert isinstance(make_engine(engine="embedded"), EmbeddedEngine)
+    with pytest.raises(InvalidInput, match="unknown engine"):
+        make_engine(engine="fast")
+    with pytest.raises(InvalidInput, match="exclude each other"):
+        make_engine("http://127.0.0.1:8181", engine="embedded")
+
+
+def test_auto_picks_wasm_for_the_shipped_pack_else_opa_else_embedded(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Any) -> None:
+    from hcops.policy.engines import opa_binary
+
+    builtin = modules_of(collect_policies(builtin_dir=PACK.parents[3] / "policies"))
+    user = pack_modules()
+    auto = AutoEngine()
+    monkeypatch.setenv("HCOPS_CACHE", str(tmp_path))  # no module compiled earlier
+    monkeypatch.setattr(opa_binary, "find_opa", lambda: tmp_path / "opa")
+    assert auto.choose(builtin) == "wasm"
+    assert auto.choose(builtin, WASM_MAX_INPUT + 1) == "opa"  # large inputs: the OPA binary scales better
+    assert auto.choose(user) == "opa"
+    assert auto.choose(None) == "opa"  # policy tests
+    monkeypatch.setattr(opa_binary, "find_opa", lambda: None)
+    assert auto.choose(builtin, WASM_MAX_INPUT + 1) == "wasm"
+    assert auto.choose(user) == "embedded"
+    assert auto.choose(None) == "embedded"
+
+
+def test_auto_names_the_engine_that_evaluated(compliant: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Any) -> None:
+    from hcops.policy.engines import opa_binary
+
+    monkeypatch.setenv("HCOPS_CACHE", str(tmp_path))
+    monkeypatch.setattr(opa_binary, "find_opa", lambda: None)
+    auto = AutoEngine()
+    assert auto.evaluate(pack_modules(), compliant, {}).raw() == []
+    assert auto.name == "embedded"
+    auto.close()
 
 
 def test_parse_sexpr_errors() -> None:

@@ -20,7 +20,7 @@ from tests.integration.requirements import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "regional-health-net" / "network.yaml"
-IMAGE = "cometbft/cometbft:v0.38.17"
+IMAGE = "hcops/cometbft:0.38.17"
 SESSION = uuid.uuid4().hex[:6]
 LABEL = "hcops.network"
 

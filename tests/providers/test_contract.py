@@ -1,6 +1,7 @@
 """One contract every provider keeps: a fresh plan creates, apply then plan is unchanged, observe returns
 every node, destroy leaves nothing. Parametrised over providers; the Kubernetes one runs on the test
-cluster with a node (tests/integration/k8s_harness.py) and skips when its components are missing."""
+cluster with a node (tests/integration/k8s_harness.py) and skips when its components are missing; the Ansible
+one on five real hosts (systemd and sshd in containers of the test host image, tests/integration/hosts.py)."""
 
 from __future__ import annotations
 
@@ -59,12 +60,27 @@ def _kubernetes(tmp_path: Path) -> Iterator[Subject]:
         k8s_harness.cleanup(kube, net.name)
 
 
+def _ansible(tmp_path: Path) -> Iterator[Subject]:
+    from hcops.providers.ansible.provider import AnsibleProvider
+    from tests.integration import hosts
+
+    cluster = hosts.shared_hosts(5)
+    hosts.reset(cluster)
+    net = hosts.host_network(cluster, tmp_path / "net", "contract")
+    try:
+        yield Subject(AnsibleProvider(), build_plan(load_spec(net.spec, "test"), net.state_dir),
+                      lambda: hosts.leftovers(cluster, net.name))
+    finally:
+        hosts.reset(cluster)
+
+
 FACTORIES: dict[str, Callable[[Path], Iterator[Subject]]] = {
-    "fake": _fake, "docker": _docker, "kubernetes": _kubernetes}
+    "fake": _fake, "docker": _docker, "kubernetes": _kubernetes, "ansible": _ansible}
 
 
 @pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.integration),
-                        pytest.param("kubernetes", marks=pytest.mark.integration)])
+                        pytest.param("kubernetes", marks=pytest.mark.integration),
+                        pytest.param("ansible", marks=pytest.mark.integration)])
 def subject(request: Any, tmp_path: Path) -> Iterator[Subject]:
     yield from FACTORIES[request.param](tmp_path)
 

@@ -11,7 +11,7 @@ import pytest
 
 from hcops.plan.topology import Topology
 from hcops.policy.input import build_input
-from hcops.render import docker_compose, kubernetes_objects
+from hcops.render import docker_compose, docker_containers, kubernetes_objects
 from tests.conftest import EXAMPLE
 from tests.render.helpers import fixture_plan
 
@@ -56,8 +56,8 @@ def test_nodes(tmp_path: Path) -> None:
     acme = nodes[1]
     assert {k: v for k, v in acme.items() if k != "config"} == {
         "name": "acme-val-0", "org": "acme-payer", "orgRole": "payer", "role": "validator", "power": 10,
-        "path": "spec.organizations[1].nodes[0]", "image": "cometbft/cometbft:v0.38.17",
-        "imageRef": {"repository": "cometbft/cometbft", "tag": "v0.38.17", "digest": None},
+        "path": "spec.organizations[1].nodes[0]", "image": "hcops/cometbft:0.38.17",
+        "imageRef": {"repository": "hcops/cometbft", "tag": "0.38.17", "digest": None},
         "resources": {"cpu": "1", "memory": "1Gi"}, "storage": {"size": "5Gi", "encrypted": True}}
     obs = nodes[4]
     assert obs["role"] == "observer" and obs["power"] == 0
@@ -72,7 +72,7 @@ def test_node_config_follows_the_provider(tmp_path: Path) -> None:
     node = plan.nodes[0]
     assert doc["nodes"][0]["config"] == plan.kubernetes_config(node, "regional-health-net")
     ref = doc["nodes"][0]["imageRef"]
-    assert ref["repository"] == "cometbft/cometbft" and ref["digest"].startswith("sha256:")
+    assert ref["repository"] == "hcops/cometbft" and ref["digest"].startswith("sha256:")
 
 
 def test_chain_summary(tmp_path: Path) -> None:
@@ -84,6 +84,7 @@ def test_manifests_are_the_rendered_ones_without_secrets(tmp_path: Path) -> None
     plan = fixture_plan(tmp_path)
     m = build_input(plan, "all")["manifests"]
     assert m["docker"] == docker_compose(plan)
+    assert m["dockerContainers"] == docker_containers(plan)
     assert m["kubernetes"] == kubernetes_objects(plan, secrets=False)
     assert not any(o["kind"] == "Secret" for o in m["kubernetes"])
     svc = m["docker"]["services"]["mercy-val-0"]
@@ -99,7 +100,8 @@ def test_node_configs_come_from_the_render_topology(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("provider", "targets"), [
-    ("docker", ["docker"]), ("kubernetes", ["kubernetes"]), ("ansible", ["docker", "kubernetes"])])
+    ("docker", ["docker", "dockerContainers"]), ("kubernetes", ["kubernetes"]),
+    ("ansible", ["docker", "dockerContainers", "kubernetes"])])
 def test_by_default_the_manifests_are_those_of_the_provider(tmp_path: Path, provider: str,
                                                              targets: list[str]) -> None:
     plan = fixture_plan(tmp_path)
@@ -108,4 +110,4 @@ def test_by_default_the_manifests_are_those_of_the_provider(tmp_path: Path, prov
     loaded = dataclasses.replace(plan.loaded, consortium=plan.consortium.model_copy(update={"spec": spec}))
     plan = dataclasses.replace(plan, loaded=loaded)
     assert sorted(build_input(plan)["manifests"]) == targets
-    assert sorted(build_input(plan, "all")["manifests"]) == ["docker", "kubernetes"]
+    assert sorted(build_input(plan, "all")["manifests"]) == ["docker", "dockerContainers", "kubernetes"]

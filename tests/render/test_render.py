@@ -73,8 +73,10 @@ def test_layout(out: Path) -> None:
         expected |= {f"docker/nodes/{n}/config.toml", f"kubernetes/50-node-{n}.yaml",
                      f"kubernetes/secrets/{n}.yaml", f"ansible/host_vars/{n}.yaml",
                      f"ansible/files/{n}/config.toml"}
-        expected |= {f"docker/nodes/{n}/keys/{k}" for k in KEY_FILES}
-        expected |= {f"ansible/files/{n}/keys/{k}" for k in KEY_FILES}
+        # an observer gets no validator key (cometbft.OBSERVER_KEY)
+        keys = KEY_FILES if n != "lab-obs-0" else KEY_FILES[:1]
+        expected |= {f"docker/nodes/{n}/keys/{k}" for k in keys}
+        expected |= {f"ansible/files/{n}/keys/{k}" for k in keys}
     assert files - {f"{t}/.hcops-files" for t in TARGETS} == expected
 
 
@@ -93,7 +95,7 @@ def test_unknown_target_is_invalid_input(plan: NetworkPlan, tmp_path: Path) -> N
 
 def test_cli_renders_the_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     r = run_cli(capsys, "render", "-f", str(EXAMPLE), "-o", str(tmp_path / "o"),
-                "--state-dir", str(tmp_path / "state"))
+                "--state-dir", str(tmp_path / "state"), "--generate-keys")
     assert r.code == 0, r.err
     assert "docker, kubernetes, ansible" in r.out
     assert (tmp_path / "o" / "docker" / "compose.yaml").is_file()
@@ -288,10 +290,12 @@ def test_compose_services_are_hardened(plan: NetworkPlan) -> None:
         assert svc["restart"] == "unless-stopped" and svc["tmpfs"][0].startswith("/tmp")
         assert svc["healthcheck"]["test"] == ["CMD", "/usr/local/bin/hcops-probe"]
         assert svc["depends_on"] == {f"{name}_init": {"condition": "service_completed_successfully"}}
+        assert svc["privileged"] is False and "environment" not in svc
         node = plan.node(name)
-        assert svc["networks"] == {"consortium": {"ipv4_address": node.docker_ip}}
+        assert svc["networks"] == {"consortium": {"ipv4_address": node.docker_ip, "aliases": [name]}}
         binds = {v["target"]: v for v in svc["volumes"] if v["type"] == "bind"}
-        assert set(binds) == {f"/cometbft/config/{f}" for f in ("config.toml", "genesis.json", *KEY_FILES)}
+        keys = KEY_FILES if node.node.is_validator else KEY_FILES[:1]  # no validator key for an observer
+        assert set(binds) == {f"/cometbft/config/{f}" for f in ("config.toml", "genesis.json", *keys)}
         assert all(v["read_only"] is True for v in binds.values())
         assert [v["target"] for v in svc["volumes"] if v["type"] == "volume"] == ["/cometbft"]
     assert doc["networks"]["consortium"]["ipam"] == {"config": [{"subnet": plan.docker_subnet}]}
@@ -313,7 +317,7 @@ def test_rpc_publishing_follows_exposure(tmp_path: Path, exposure: str, loopback
     for node in plan.nodes:
         ports = services[node.name]["ports"]
         published = f"{node.rpc_host_port}:26657"
-        assert ports == [f"127.0.0.1:{published}" if loopback else published]
+        assert ports == [f"127.0.0.1:{published}" if loopback else f"0.0.0.0:{published}"]
         assert "26656" not in json.dumps(ports)  # P2P never published
     assert [plan.node(n).rpc_host_port for n in ("mercy-val-0", "acme-val-0")] == [28657, 28658]
 
@@ -368,10 +372,13 @@ def test_key_files_are_copies_with_private_modes(plan: NetworkPlan, out: Path) -
     store = KeyStore(plan.state_dir)
     for node in plan.nodes:
         state = store.private_files(node.name)
+        if not node.node.is_validator:  # an observer is handed no validator key (cometbft.OBSERVER_KEY)
+            state.pop("priv_validator_key.json")
         for folder in (out / "docker" / "nodes" / node.name / "keys",
                        out / "ansible" / "files" / node.name / "keys"):
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-            for name in KEY_FILES:
+            assert sorted(p.name for p in folder.iterdir()) == sorted(state)
+            for name in state:
                 assert (folder / name).read_bytes() == state[name]
                 assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600
         secret = yaml_docs(out / "kubernetes" / "secrets" / f"{node.name}.yaml")
@@ -382,7 +389,7 @@ def test_key_files_are_copies_with_private_modes(plan: NetworkPlan, out: Path) -
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to uid 10001")
 def test_docker_key_files_belong_to_the_node_user(plan: NetworkPlan, out: Path) -> None:
     for node in plan.nodes:
-        for name in KEY_FILES:
+        for name in KEY_FILES if node.node.is_validator else KEY_FILES[:1]:
             st = (out / "docker" / "nodes" / node.name / "keys" / name).stat()
             assert (st.st_uid, st.st_gid) == (10001, 10001)
             assert (out / "ansible" / "files" / node.name / "keys" / name).stat().st_uid == os.geteuid()

@@ -11,7 +11,7 @@ import pytest
 
 from hcops.errors import Diagnostic, InvalidInput
 from hcops.plan.desired import build_plan, node_ip
-from hcops.providers.docker.settings import addresses_needed
+from hcops.spec.providers.docker import addresses_needed
 from hcops.spec import types
 from hcops.spec.diagnostics import UNSAFE_CHARS, escape_text, quote
 from hcops.spec.loader import load_spec

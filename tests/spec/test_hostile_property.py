@@ -85,7 +85,7 @@ def _attempt(root: Path, doc: dict[str, Any], spec_name: str, env: str | None) -
     spec.write_text(json.dumps(doc))  # JSON is YAML; every character is written as an escape
     out = root / "out"
     try:
-        result = render(spec, env, out, TARGETS, root / "state")
+        result = render(spec, env, out, TARGETS, root / "state", generate_keys=True)
     except InvalidInput as exc:
         texts = [exc.message, *(d.format() for d in exc.diagnostics)]
         assert not any(UNSAFE_CHARS.search(t) for t in texts), texts

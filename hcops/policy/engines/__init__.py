@@ -1,4 +1,11 @@
-"""Policy engines: embedded (regopy) and OPA server; both give the same answer for the same modules.
+"""Policy engines; all give the same answer for the same modules (tests/integration/test_policy_engines.py).
+
+- ``wasm``: the policies compiled to WebAssembly by OPA, in-process (wasmtime); the built-in packs ship
+  compiled (hcops.policy.engines.wasm_engine);
+- ``opa``: the OPA binary, run one-shot by hcops (hcops.policy.engines.opa_local);
+- ``embedded``: regopy, in-process, in a child under limits (hcops.policy.engines.embedded);
+- the user's OPA server (``--opa-url``; hcops.policy.engines.opa_server);
+- ``auto`` (the default) picks among the first three per evaluation (hcops.policy.engines.auto).
 
 Each engine is imported when first used, so that a gate on one engine does not load the other's client.
 """
@@ -8,46 +15,75 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from hcops.errors import InvalidInput
 from hcops.lazy import lazy_attributes
 from hcops.policy.engines.base import Engine, EngineResult, PackageResult, TestResult
 from hcops.policy.engines.limits import EngineLimits
 
 if TYPE_CHECKING:
+    from hcops.policy.engines.auto import AutoEngine
     from hcops.policy.engines.embedded import EmbeddedEngine, EmbeddedError
+    from hcops.policy.engines.opa_local import OpaLocalEngine
     from hcops.policy.engines.opa_server import OpaServerEngine
+    from hcops.policy.engines.wasm_engine import WasmEngine
 
 ENV_URL = "HCOPS_OPA_URL"
+ENGINES = ("auto", "wasm", "opa", "embedded")
 
 _EXPORTS = {
+    "AutoEngine": "hcops.policy.engines.auto",
     "EmbeddedEngine": "hcops.policy.engines.embedded",
     "EmbeddedError": "hcops.policy.engines.embedded",
+    "OpaLocalEngine": "hcops.policy.engines.opa_local",
     "OpaServerEngine": "hcops.policy.engines.opa_server",
+    "WasmEngine": "hcops.policy.engines.wasm_engine",
 }
 
 __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
-def make_engine(opa_url: str | None = None, *, timeout: float = 30.0,
+def make_engine(opa_url: str | None = None, *, engine: str = "auto", timeout: float = 30.0,
                 limits: EngineLimits | None = None) -> Engine:
-    """The OPA server engine for ``opa_url`` (or env ``HCOPS_OPA_URL``), else the embedded one (under
-    ``limits``)."""
+    """The engine named ``engine`` (one of ENGINES) under ``limits``; with ``opa_url`` (or env
+    ``HCOPS_OPA_URL``) the OPA server engine, which only goes with ``auto``."""
+    if engine not in ENGINES:
+        raise InvalidInput(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     url = opa_url or os.environ.get(ENV_URL, "").strip()
     if url:
+        if engine != "auto":
+            raise InvalidInput(f"--engine {engine} and an OPA server URL (--opa-url / {ENV_URL}) exclude each other",
+                               hint="drop one of them")
         from hcops.policy.engines.opa_server import OpaServerEngine
 
         return OpaServerEngine(url, timeout=timeout)
-    from hcops.policy.engines.embedded import EmbeddedEngine
+    if engine == "wasm":
+        from hcops.policy.engines.wasm_engine import WasmEngine
 
-    return EmbeddedEngine(limits)
+        return WasmEngine(limits)
+    if engine == "opa":
+        from hcops.policy.engines.opa_local import OpaLocalEngine
+
+        return OpaLocalEngine(limits)
+    if engine == "embedded":
+        from hcops.policy.engines.embedded import EmbeddedEngine
+
+        return EmbeddedEngine(limits)
+    from hcops.policy.engines.auto import AutoEngine
+
+    return AutoEngine(limits)
 
 
 __all__ = [
+    "ENGINES",
     "ENV_URL",
+    "AutoEngine",
     "EmbeddedEngine",
     "EmbeddedError",
     "Engine",
     "EngineResult",
+    "OpaLocalEngine",
     "OpaServerEngine",
+    "WasmEngine",
     "PackageResult",
     "TestResult",
     "make_engine",

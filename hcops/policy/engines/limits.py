@@ -140,7 +140,7 @@ def run_limited(fn: Callable[[], Any], limits: EngineLimits, *, what: str,
         cause = f"signal {os.WTERMSIG(status)}" if signalled else f"exit status {os.waitstatus_to_exitcode(status)}"
         # With the address space capped, rego-cpp's failed allocation ends the child (std::bad_alloc).
         raise EngineLimitExceeded(
-            f"{what} stopped ({cause}), most likely at the embedded engine's memory limit of "
+            f"{what} stopped ({cause}): the embedded engine crashed or reached its memory limit of "
             f"{limits.memory_mb} MB",
             hint="a policy asks for too much memory; simplify it, or raise the limit (--engine-memory)")
     doc = json.loads(raw)

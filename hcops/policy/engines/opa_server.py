@@ -66,7 +66,7 @@ def policy_id(filename: str) -> str:
 class OpaServerEngine:
     """Evaluates against an OPA server at ``url`` (``http(s)://host[:port]``)."""
 
-    name = "opa"
+    name = "opa-server"
 
     def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         parts = urlsplit(url)
@@ -107,7 +107,7 @@ class OpaServerEngine:
     def _unreachable(self, exc: BaseException) -> EnvironmentProblem:
         return EnvironmentProblem(
             f"OPA server {self.url} is not reachable ({type(exc).__name__})",
-            hint=f"start it (opa run --server) or unset --opa-url/{ENV_URL} to use the embedded engine",
+            hint=f"start it (opa run --server) or unset --opa-url/{ENV_URL} to use the default engine",
         )
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

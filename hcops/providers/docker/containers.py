@@ -1,59 +1,56 @@
-"""The desired Docker objects of a network, derived from the plan: names, labels, container settings,
-the files handed to each node, and the comparable "fields" that plan diffs against a live container."""
+"""The desired Docker objects of a network: each node's container is its document from the render layer
+(``hcops.render.docker_doc.NodeContainer``, the one the policy gate judges), turned here into the engine's
+create arguments, the files handed to the node, and the comparable "fields" that plan diffs against a live
+container. Nothing about a container is decided here that the document does not say."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import ssl
 import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import tomli_w
 from docker.types import EndpointConfig, LogConfig
 
 from hcops.plan import cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY, PRIV_VALIDATOR_STATE, initial_validator_state
-from hcops.spec.models import Exposure
-from hcops.spec.types import cpu_millis, memory_bytes
+from hcops.providers.rpc import Endpoint, RpcClient
+from hcops.render import docker_doc
+from hcops.render.docker_doc import (
+    LABEL_CONFIG_HASH,
+    LABEL_FILES,
+    LABEL_MANAGED,
+    LABEL_NETWORK,
+    LABEL_NODE,
+    LABEL_ORG,
+    LABEL_ROLE,
+    LABEL_SPEC_HASH,
+    NodeContainer,
+    container_name,
+    network_name,
+    rpc_host_ip,
+    volume_name,
+)
 
-LABEL_NETWORK = "hcops.network"
-LABEL_ORG = "hcops.org"
-LABEL_NODE = "hcops.node"
-LABEL_ROLE = "hcops.role"
-LABEL_SPEC_HASH = "hcops.spec-hash"
-LABEL_CONFIG_HASH = "hcops.config-hash"
-LABEL_FILES = "hcops.files"  # short digests of the files handed to the node (never their content)
-LABEL_MANAGED = "hcops.managed-by"
+__all__ = [
+    "HOME", "KEY_PATHS", "LABEL_CONFIG_HASH", "LABEL_FILES", "LABEL_MANAGED", "LABEL_NETWORK", "LABEL_NODE",
+    "LABEL_ORG", "LABEL_ROLE", "LABEL_SPEC_HASH", "NODE_UID", "NODE_USER", "STATE_PATH", "DesiredContainer",
+    "base_labels", "container_name", "live_fields", "network_name", "node_labels", "rpc_host_ip",
+    "volume_name",
+]
 
-NODE_UID = 10001
-NODE_USER = f"{NODE_UID}:{NODE_UID}"
+NODE_UID = docker_doc.NODE_UID
+NODE_USER = docker_doc.USER
 HOME = cometbft.HOME
 RPC_PORT_KEY = f"{cometbft.RPC_PORT}/tcp"
-PROBE = "/usr/local/bin/hcops-probe"
-COMMAND = ("start", "--home", HOME)
-TMPFS = {"/tmp": "rw,noexec,nosuid,size=64m"}
-SECURITY_OPT = ("no-new-privileges:true",)
-HEALTH = {"test": ["CMD", PROBE], "interval": 5_000_000_000, "timeout": 3_000_000_000, "retries": 3,
-          "start_period": 15_000_000_000}
 KEY_PATHS = (f"config/{NODE_KEY}", f"config/{PRIV_VALIDATOR_KEY}")
 STATE_PATH = f"data/{PRIV_VALIDATOR_STATE}"
-
-
-def network_name(plan: NetworkPlan) -> str:
-    return plan.name
-
-
-def container_name(network: str, node: str) -> str:
-    return f"{network}-{node}"
-
-
-def volume_name(network: str, node: str) -> str:
-    return f"{network}-{node}-data"
+_NS = 1_000_000_000
 
 
 def base_labels(plan: NetworkPlan) -> dict[str, str]:
@@ -63,10 +60,6 @@ def base_labels(plan: NetworkPlan) -> dict[str, str]:
 def node_labels(plan: NetworkPlan, node: NodePlan) -> dict[str, str]:
     return {**base_labels(plan), LABEL_ORG: node.node.org, LABEL_NODE: node.name,
             LABEL_ROLE: node.node.role.value}
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def format_memory(n: int) -> str:
@@ -81,18 +74,16 @@ def restart_policy(text: str) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": int(count or 0)} if name == "on-failure" else {"Name": name}
 
 
-def rpc_host_ip(plan: NetworkPlan) -> str:
-    """Where the RPC is published: this host only unless the spec shares it with members or everyone."""
-    return "0.0.0.0" if plan.consortium.spec.network.rpc.exposure in (Exposure.consortium, Exposure.public) \
-        else "127.0.0.1"
-
-
 @dataclass(frozen=True)
 class DesiredContainer:
-    """One node's container as hcops wants it."""
+    """One node's container as hcops wants it: a view of the node's document."""
 
     plan: NetworkPlan
     node: NodePlan
+
+    @property
+    def doc(self) -> NodeContainer:
+        return docker_doc.documents(self.plan).document(self.node)
 
     @property
     def name(self) -> str:
@@ -107,90 +98,106 @@ class DesiredContainer:
         return self.node.node.image
 
     @property
-    def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.node.rpc_host_port}"
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The network CA's verifier when the spec turns TLS on (hcops.plan.certs), else None."""
+        return docker_doc.documents(self.plan).ssl_context
+
+    @property
+    def rpc_url(self) -> Endpoint:
+        """The RPC as published on this host. With TLS an ``https://`` endpoint that carries the network CA's
+        context, so that any ``RpcClient(d.rpc_url)`` verifies the node's certificate."""
+        scheme = docker_doc.rpc_scheme(self.plan)
+        return Endpoint(f"{scheme}://127.0.0.1:{self.node.rpc_host_port}", self.ssl_context)
+
+    def rpc_client(self, *, timeout: float = 2.0, attempts: int = 1) -> RpcClient:
+        return RpcClient(self.rpc_url, timeout=timeout, attempts=attempts, ssl_context=self.ssl_context)
+
+    def command(self) -> list[str]:
+        return list(self.doc.command)
 
     def config_toml(self) -> bytes:
-        return tomli_w.dumps(self.plan.docker_config(self.node)).encode()
+        return docker_doc.documents(self.plan).bundle(self.node).config_toml.encode()
 
     def files_digest(self) -> dict[str, str]:
-        keys = f"{self.node.keys.node_id}/{self.node.keys.validator_address}"
-        return {"config": _digest(self.config_toml()), "genesis": _digest(self.plan.genesis_json().encode()),
-                "keys": _digest(keys.encode())}
+        return self.doc.files_digest
 
     def fields(self) -> dict[str, str]:
         """What plan compares with a live container; values are short, printable and never secret."""
-        s = self.plan.consortium.spec.provider.docker
-        res = self.node.node.resources
+        d = self.doc
         files = self.files_digest()
+        port = d.ports[0]
         return {
-            "image": self.image,
-            "command": " ".join(COMMAND),
-            "user": NODE_USER,
-            "memory": format_memory(memory_bytes(res.memory)),
-            "cpu": f"{cpu_millis(res.cpu)}m",
-            "pids_limit": str(s.pids_limit),
-            "restart": s.restart,
-            "read_only": "true",
-            "cap_drop": "ALL",
-            "security_opt": ",".join(SECURITY_OPT),
-            "ip": self.node.docker_ip,
-            "rpc": f"{rpc_host_ip(self.plan)}:{self.node.rpc_host_port}",
-            "volume": self.volume,
+            "image": d.image,
+            "command": " ".join(d.command),
+            "user": d.user,
+            "memory": format_memory(d.resources.memory_bytes),
+            "cpu": f"{d.resources.nano_cpus // 1_000_000}m",
+            "pids_limit": str(d.resources.pids_limit),
+            "restart": d.restart,
+            "read_only": str(d.read_only).lower(),
+            "cap_drop": ",".join(d.cap_drop),
+            "security_opt": ",".join(d.security_opt),
+            "ip": d.ipv4_address,
+            "rpc": f"{port.host_ip}:{port.host_port}",
+            "volume": d.volume,
             "config": files["config"],
             "genesis": files["genesis"],
             "keys": files["keys"],
+            "tls": files.get("tls", ""),
         }
 
     def config_hash(self) -> str:
-        return _digest(json.dumps(self.fields(), sort_keys=True).encode())
+        return self.doc.label_map[LABEL_CONFIG_HASH]
 
     def labels(self) -> dict[str, str]:
-        return {**node_labels(self.plan, self.node), LABEL_CONFIG_HASH: self.config_hash(),
-                LABEL_FILES: json.dumps(self.files_digest(), sort_keys=True, separators=(",", ":"))}
+        return self.doc.label_map
 
     def create_kwargs(self, api_version: str) -> dict[str, Any]:
-        s = self.plan.consortium.spec.provider.docker
-        res = self.node.node.resources
-        mem = memory_bytes(res.memory)
-        net = network_name(self.plan)
-        return {
-            "image": self.image,
-            "command": list(COMMAND),
-            "name": self.name,
-            "hostname": self.node.name,
-            "labels": self.labels(),
-            "user": NODE_USER,
-            "read_only": True,
-            "tmpfs": dict(TMPFS),
-            "cap_drop": ["ALL"],
-            "security_opt": list(SECURITY_OPT),
-            "mem_limit": mem,
-            "memswap_limit": mem,
-            "nano_cpus": cpu_millis(res.cpu) * 1_000_000,
-            "pids_limit": s.pids_limit,
-            "restart_policy": restart_policy(s.restart),
-            "healthcheck": dict(HEALTH),
-            "stop_signal": "SIGTERM",
-            "ports": {RPC_PORT_KEY: (rpc_host_ip(self.plan), self.node.rpc_host_port)},
-            "volumes": {self.volume: {"bind": HOME, "mode": "rw"}},
-            "network": net,
-            "networking_config": {net: EndpointConfig(api_version, aliases=[self.node.name],
-                                                      links=None, ipv4_address=self.node.docker_ip)},
-            "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
+        """The engine's create arguments: the document's fields, one for one."""
+        d = self.doc
+        hc = d.healthcheck
+        kwargs: dict[str, Any] = {
+            "image": d.image,
+            "command": list(d.command),
+            "name": d.name,
+            "hostname": d.hostname,
+            "labels": d.label_map,
+            "user": d.user,
+            "read_only": d.read_only,
+            "privileged": d.privileged,
+            "tmpfs": dict(d.tmpfs),
+            "cap_drop": list(d.cap_drop),
+            "security_opt": list(d.security_opt),
+            "mem_limit": d.resources.memory_bytes,
+            "memswap_limit": d.resources.memory_swap_bytes,
+            "nano_cpus": d.resources.nano_cpus,
+            "pids_limit": d.resources.pids_limit,
+            "restart_policy": restart_policy(d.restart),
+            "healthcheck": {"test": list(hc.test), "interval": hc.interval_s * _NS, "timeout": hc.timeout_s * _NS,
+                            "retries": hc.retries, "start_period": hc.start_period_s * _NS},
+            "stop_signal": d.stop_signal,
+            "ports": {f"{p.container_port}/{p.protocol}": (p.host_ip, p.host_port) for p in d.ports},
+            "volumes": {d.volume: {"bind": HOME, "mode": "rw"}},
+            "network": d.network,
+            "networking_config": {d.network: EndpointConfig(api_version, aliases=list(d.aliases), links=None,
+                                                            ipv4_address=d.ipv4_address)},
+            "log_config": LogConfig(type=d.log_driver, config=dict(d.log_options)),
         }
+        if d.env:
+            kwargs["environment"] = dict(d.env)
+        if d.cap_add:
+            kwargs["cap_add"] = list(d.cap_add)
+        return kwargs
 
     def archive(self, *, with_state: bool) -> bytes:
-        """The node's home files as a tar (owner 10001, keys 0600) for ``put_archive`` at ``/cometbft``."""
-        entries: list[tuple[str, bytes | None, int]] = [
-            ("config", None, 0o700),
-            ("data", None, 0o700),
-            ("config/config.toml", self.config_toml(), 0o600),
-            ("config/genesis.json", self.plan.genesis_json().encode(), 0o600),
-        ]
-        keys = self.plan.keystore.private_files(self.node.name)
-        entries += [(f"config/{name}", keys[name], 0o600) for name in (NODE_KEY, PRIV_VALIDATOR_KEY)]
-        if with_state:
+        """The files of the document as a tar (owner 10001, the document's modes) for ``put_archive`` at
+        ``/cometbft``. A validator's signing state is added only when the volume has none (never rolled back);
+        an observer needs none: CometBFT creates its throwaway key and state (cometbft.OBSERVER_KEY)."""
+        d = self.doc
+        contents = docker_doc.documents(self.plan).contents(self.node)
+        entries: list[tuple[str, bytes | None, int]] = [("config", None, 0o700), ("data", None, 0o700)]
+        entries += [(f.path, contents[f.path], f.mode) for f in d.files]
+        if with_state and self.node.node.is_validator:
             entries.append((STATE_PATH, initial_validator_state(), 0o600))
         return make_tar(entries)
 
@@ -249,4 +256,5 @@ def live_fields(attrs: Mapping[str, Any], network: str) -> dict[str, str]:
         "config": str(files.get("config", "")),
         "genesis": str(files.get("genesis", "")),
         "keys": str(files.get("keys", "")),
+        "tls": str(files.get("tls", "")),
     }

@@ -1,6 +1,8 @@
-"""Live facts about each node: from the engine (container, image, hardening, key file modes) and from the
-node's RPC (identity, height, peers); chain-level facts (validator set, recent commit signers) once per
-observation from the highest node that answers. Never reads or returns secret content.
+"""Live facts about each node: from the engine (container, image, hardening, key file modes), from the
+node's RPC (identity, height, peers) and, with TLS on, from its published RPC endpoint (handshake verified
+against the network CA, plain HTTP refused, certificate dates: ``rpc.tls``, hcops.providers.tls);
+chain-level facts (validator set, recent commit signers) once per observation from the highest node that
+answers. Never reads or returns secret content.
 
 Cost per observation: the inventory's container inspects, one image lookup per distinct image, and per
 running node /status and /net_info over one keep-alive connection; then /validators and a few /commit
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import ssl
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -22,7 +25,9 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from hcops.plan import certs, cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.providers import tls
 from hcops.providers.base import NodeStatus, Observation
 from hcops.providers.docker.containers import (
     HOME,
@@ -33,6 +38,7 @@ from hcops.providers.docker.containers import (
     network_name,
 )
 from hcops.providers.docker.inventory import Inventory
+from hcops.providers.docker.storage import node_storage
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 # Per-node work is two RPC calls and, at most, a key-file archive when the engine is remote. Measured at
@@ -119,8 +125,16 @@ def published_ports(attrs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for port, binds in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items()}
 
 
-def container_facts(client: docker.DockerClient, c: Container, image_cache: dict[str, dict[str, Any]]) -> \
-        dict[str, Any]:
+def key_paths(plan: NetworkPlan, node: NodePlan) -> tuple[str, ...]:
+    """The key and signing-state files a node holds in its home: a validator's from hcops, an observer's
+    throwaway ones made by CometBFT itself (cometbft.OBSERVER_KEY), and with TLS the RPC's server key."""
+    own = (*KEY_PATHS, STATE_PATH) if node.node.is_validator else \
+        (KEY_PATHS[0], cometbft.OBSERVER_KEY, cometbft.OBSERVER_STATE)
+    return (*own, f"config/{cometbft.RPC_TLS_KEY}") if certs.tls_enabled(plan) else own
+
+
+def container_facts(client: docker.DockerClient, c: Container, image_cache: dict[str, dict[str, Any]],
+                    keys: tuple[str, ...] = (*KEY_PATHS, STATE_PATH)) -> dict[str, Any]:
     a = c.attrs
     cfg, hc, st = a.get("Config") or {}, a.get("HostConfig") or {}, a.get("State") or {}
     ports = published_ports(a)
@@ -157,7 +171,7 @@ def container_facts(client: docker.DockerClient, c: Container, image_cache: dict
         "labels": dict(cfg.get("Labels") or {}),
         "env_names": sorted(e.split("=", 1)[0] for e in cfg.get("Env") or ()),  # names only, never values
     }
-    facts["key_files"] = {p: key_file_meta(c, p) for p in (*KEY_PATHS, STATE_PATH)}
+    facts["key_files"] = {p: key_file_meta(c, p) for p in keys}
     return facts
 
 
@@ -205,12 +219,12 @@ def chain_sources(nodes: Iterable[NodeStatus]) -> list[tuple[str, str, int]]:
 
 
 def chain_facts(sources: Iterable[tuple[str, str, int]], *, commits: int = RECENT_COMMITS,
-                timeout: float = 2.0) -> dict[str, Any]:
+                timeout: float = 2.0, ssl_context: ssl.SSLContext | None = None) -> dict[str, Any]:
     """The validator set and the signers of the last ``commits`` committed blocks, read once from the first
     source that answers all of it: {"source", "height", "validators", "commits"} (``error`` when none did)."""
     errors: list[str] = []
     for name, url, height in sources:
-        rpc = RpcClient(url, timeout=timeout, attempts=1)
+        rpc = RpcClient(url, timeout=timeout, attempts=1, ssl_context=ssl_context)
         try:
             validators = rpc.validators()
             recent = [rpc.commit(h) for h in range(height - 1, max(0, height - 1 - commits), -1)]
@@ -237,16 +251,29 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
     summary: dict[str, Any] = {}
     facts: dict[str, Any] = {}
     if st.get("Status") == "running":
-        rpc = RpcClient(d.rpc_url, timeout=2.0, attempts=1 if not detail else 2)
+        rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
         try:
             summary, rpc_f = rpc_facts(rpc, chain=False) if detail else _light_rpc(rpc)
         finally:
             rpc.close()
+        if detail:
+            rpc_f["tls"] = _tls_facts(d)
         facts["rpc"] = rpc_f
     if detail:
-        facts["container"] = container_facts(client, c, image_cache)
+        facts["container"] = container_facts(client, c, image_cache, key_paths(plan, node))
     return NodeStatus(present=True, state=st.get("Status"), health=(st.get("Health") or {}).get("Status"),
                       facts=facts, **base, **summary)
+
+
+def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
+    """TS-2 facts of the node's published RPC, measured from this host where hcops dials it (127.0.0.1 and
+    the published port): with TLS on, whether the handshake verifies against the network CA and whether
+    plain HTTP is refused (hcops.providers.tls)."""
+    context = d.ssl_context
+    if context is None:
+        return {"enabled": False}
+    port = d.doc.ports[0].host_port
+    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1")
 
 
 def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -265,7 +292,9 @@ def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,
         futures = [pool.submit(node_status, client, plan, n, inv.container(n.name), detail=detail,
                                image_cache=cache) for n in plan.nodes]
         nodes = tuple(f.result() for f in futures)
-    extra: dict[str, Any] = {"chain": chain_facts(chain_sources(nodes))} if detail else {}
+    context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
+    extra: dict[str, Any] = {"chain": chain_facts(chain_sources(nodes), ssl_context=context),
+                             "storage": node_storage(client, plan, inv)} if detail else {}  # encryption at rest
     declared = {n.name for n in plan.nodes}
     undeclared = tuple(
         {"kind": "container", "name": c.name, "id": c.id, "node": (c.labels or {}).get(LABEL_NODE),

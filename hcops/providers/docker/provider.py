@@ -1,9 +1,12 @@
 """The Docker provider: a bridge network per consortium; a named volume and a hardened container per node.
 
-Apply order: network, volumes, removed nodes, new nodes (in parallel), stopped nodes, then changed nodes
-replaced one at a time (observers first), each waited for until it has caught up and, for a validator,
-signed again, so that the chain keeps committing. Every step is idempotent: an interrupted apply is
-finished by the next one.
+Apply order: refuse lost or foreign state (``guard``), network, volumes, stopped nodes started (healing first),
+removed nodes, new nodes (in parallel), validator-set changes on the live chain (``rollout``: a joining node
+catches up as a non-validator, then its update is committed; a leaving one goes to power 0 before its
+container is removed), then changed nodes replaced one at a time (observers first, then validators that are
+down, then the others, each only when more than 2/3 of the voting power stays online), each waited for until
+it has caught up and, for a validator, signed again, so that the chain keeps committing. Every step is
+idempotent: an interrupted apply is finished by the next one.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from hcops.providers.base import (
     Observation,
     register,
 )
-from hcops.providers.docker import engine
+from hcops.providers.docker import engine, guard
 from hcops.providers.docker.containers import (
     HOME,
     LABEL_NETWORK,
@@ -50,17 +53,15 @@ from hcops.providers.docker.inventory import (
     read_inventory,
 )
 from hcops.providers.docker.observe import observe
-from hcops.providers.docker.readiness import Target, Waiter
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.docker.rollout import Rollout, running
 from hcops.providers.state import NodeRecord, StateStore, now
 
 MAX_WORKERS = 8
-RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
-REJOIN_BLOCKS = 2  # blocks a replaced validator must sign before the next node is touched
 
 
 class DockerProvider:
     name: ClassVar[str] = "docker"
+    validator_updates: ClassVar[bool] = True  # carries out plan.membership on a live chain (rollout.py)
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
@@ -79,6 +80,10 @@ class DockerProvider:
         return observe(self.client, plan, read_inventory(self.client, plan), detail=True)
 
     # ------------------------------------------------------------------ apply
+    def check_state(self, plan: NetworkPlan) -> None:
+        """Refuse (exit 2) when the engine holds nodes or data of another identity or chain than ``plan``."""
+        guard.check_state(self.client, plan, read_inventory(self.client, plan))
+
     def apply(self, plan: NetworkPlan, reporter: Reporter, options: ApplyOptions) -> ApplyResult:
         client = self.client
         inv = read_inventory(client, plan)
@@ -91,7 +96,9 @@ class DockerProvider:
                 raise InvalidInput(f"network {c.name}: the subnet changed ({old} -> {new})",
                                    hint="a subnet change needs `hcops destroy` then `hcops apply` "
                                         "(volumes and keys are kept)")
-        if not changes.pending:
+        guard.check_state(client, plan, inv)  # before anything is touched: lost or foreign state is exit 2
+        members = plan.membership.ordered()
+        if not changes.pending and not members:
             reporter.step("no changes: the network already matches the spec")
             return ApplyResult(changes, observe(client, plan, inv, detail=False))
 
@@ -118,11 +125,25 @@ class DockerProvider:
         fresh = not inv.containers
         self._ensure_network(plan, inv, reporter)
         self._ensure_volumes(plan, inv, reporter)
-        self._remove_undeclared(plan, inv, changes, reporter, options)
 
         def record(d: DesiredContainer, c: Container) -> None:
             state.nodes[d.node.name] = NodeRecord(container=d.name, resource_id=c.id, volume=d.volume,
                                                   config_hash=d.config_hash())
+
+        roll = Rollout(plan, inv, reporter, options, refresh=lambda: read_inventory(client, plan),
+                       start=lambda n: self._start_existing(DesiredContainer(plan, n), roll.inv.containers[n.name]))
+        # Heal first: a stopped node is started (or, when it changed too, replaced) before any running
+        # validator is touched, so that each later stop keeps the most power online.
+        stopped = [n for n in plan.nodes if n.name in by_node and by_node[n.name].action is Action.update
+                   and not needs_replacement(by_node[n.name]) and n.name in inv.containers]
+        if stopped:
+            reporter.step(f"starting {len(stopped)} stopped node(s): {', '.join(n.name for n in stopped)}")
+            for n in stopped:
+                self._start_existing(DesiredContainer(plan, n), inv.containers[n.name])
+            roll.inv = inv = read_inventory(client, plan)
+            for n in stopped:
+                roll.wait_rejoined(n)
+        self._remove_undeclared(plan, inv, changes, reporter, options, keep=self._holding_power(plan))
 
         if creating:
             reporter.step(f"creating {len(creating)} node container(s)")
@@ -130,41 +151,49 @@ class DockerProvider:
             for d, c in made:
                 record(d, c)
             store.save(state)
-            inv = read_inventory(client, plan)
+            roll.inv = inv = read_inventory(client, plan)
         if fresh:
-            self._wait_network(plan, inv, reporter, options, since=1)
+            roll.wait_network(since=1)
+        if members:
+            roll.change_validators(members, options.on_validator_change)
+            roll.inv = inv = read_inventory(client, plan)
+            self._remove_undeclared(plan, inv, changes, reporter, options, keep=set())
 
-        stopped = [n for n in plan.nodes if n.name in by_node and by_node[n.name].action is Action.update
-                   and not needs_replacement(by_node[n.name]) and n.name in inv.containers]
-        if stopped:
-            reporter.step(f"starting {len(stopped)} stopped node(s): {', '.join(n.name for n in stopped)}")
-            for n in stopped:
-                self._start_existing(DesiredContainer(plan, n), inv.containers[n.name])
-            inv = read_inventory(client, plan)
-            for n in stopped:
-                self._wait_rejoined(plan, inv, DesiredContainer(plan, n), reporter, options)
-
-        ordered = sorted(replacing, key=lambda n: (n.node.is_validator, n.node.index))
+        # Observers first, then validators that are down (replacing them takes no power offline), then the
+        # others one at a time, each only once the chain can spare it.
+        ordered = sorted(replacing, key=lambda n: (n.node.is_validator, running(inv.container(n.name)),
+                                                   n.node.index))
         for i, n in enumerate(ordered, 1):
             d = DesiredContainer(plan, n)
             changed = ", ".join(f.field for f in by_node[n.name].fields)
+            if n.node.is_validator:
+                roll.ensure_quorum(f"replace validator {n.name}", stopping=[n.name])
             reporter.step(f"replacing {n.name} ({i}/{len(ordered)}; changed: {changed})")
-            height = self._height(plan)
-            old = inv.containers[n.name]
+            height = roll.height()
+            old = roll.inv.containers[n.name]
             with engine_errors(f"stopping container {old.name}"):
                 old.stop(timeout=plan.consortium.spec.provider.docker.stop_timeout)
                 old.remove()
             c = self._create_and_start(d)
             record(d, c)
             store.save(state)
-            inv = read_inventory(client, plan)
-            self._wait_rejoined(plan, inv, d, reporter, options, min_height=height)
+            roll.inv = inv = read_inventory(client, plan)
+            roll.wait_rejoined(n, min_height=height)
 
-        if not fresh and (creating or stopped or replacing):
-            self._wait_network(plan, inv, reporter, options, since=self._height(plan) or 1)
+        if not fresh and (creating or stopped or replacing or members):
+            roll.wait_network(since=roll.height() or 1)
         state.phase, state.finished_at = "applied", now()
         store.save(state)
-        return ApplyResult(changes, observe(client, plan, read_inventory(client, plan), detail=False))
+        return ApplyResult(changes, observe(client, plan, read_inventory(client, plan), detail=False),
+                           validator_changes=tuple(roll.committed))
+
+    @staticmethod
+    def _holding_power(plan: NetworkPlan) -> set[str]:
+        """Undeclared nodes that still hold voting power: their containers stay until it is taken away."""
+        if plan.lock is None:
+            return set()
+        powers = plan.lock.powers()
+        return {n.name for n in plan.lock.nodes if powers.get(n.validator_address.upper(), 0) > 0}
 
     def _preflight(self, plan: NetworkPlan, creating: list[NodePlan], replacing: list[NodePlan]) -> None:
         images = sorted({n.node.image for n in [*creating, *replacing]})
@@ -218,13 +247,16 @@ class DockerProvider:
         for n in missing:
             name = DesiredContainer(plan, n).volume
             with engine_errors(f"creating volume {name}"):
-                inv.volumes[name] = self.client.volumes.create(name, driver="local",
-                                                               labels=node_labels(plan, n))
+                inv.volumes[name] = self.client.volumes.create(
+                    name, driver="local", labels={**node_labels(plan, n), **guard.volume_labels(plan)})
 
     def _remove_undeclared(self, plan: NetworkPlan, inv: Inventory, changes: Changes, reporter: Reporter,
-                           options: ApplyOptions) -> None:
-        declared = {n.name for n in plan.nodes}
+                           options: ApplyOptions, *, keep: set[str]) -> None:
+        """Remove the containers of nodes no longer declared, except ``keep`` (validators whose power is still
+        to be taken away), and, when asked, the volumes ``changes`` deletes."""
+        declared = {n.name for n in plan.nodes} | keep
         doomed = [c for n, c in inv.containers.items() if n not in declared] + inv.strays
+        inv.strays = []
         stop = plan.consortium.spec.provider.docker.stop_timeout
         for c in doomed:
             reporter.step(f"removing container {c.name} (not in the spec)")
@@ -232,7 +264,7 @@ class DockerProvider:
                 c.stop(timeout=stop)
                 c.remove()
         for ch in changes.items:
-            if ch.kind == "volume" and ch.action is Action.delete and ch.name in inv.volumes:
+            if ch.kind == "volume" and ch.action is Action.delete and ch.name in inv.volumes and ch.node not in keep:
                 reporter.step(f"removing volume {ch.name}")
                 with engine_errors(f"removing volume {ch.name}"):
                     inv.volumes.pop(ch.name).remove()
@@ -274,53 +306,6 @@ class DockerProvider:
                 c.restart()
             else:
                 c.start()
-
-    # ------------------------------------------------------------------ waiting
-    def _targets(self, plan: NetworkPlan, inv: Inventory, names: set[str] | None = None) -> list[Target]:
-        out = []
-        for n in plan.nodes:
-            c = inv.container(n.name)
-            if c is None or (names is not None and n.name not in names):
-                continue
-            rpc = RpcClient(DesiredContainer(plan, n).rpc_url, timeout=RPC_TIMEOUT, attempts=1)
-            out.append(Target(n.name, rpc, c, n.keys.validator_address if n.node.is_validator else None))
-        return out
-
-    def _validators(self, plan: NetworkPlan) -> dict[str, str]:
-        return {n.name: n.keys.validator_address for n in plan.nodes if n.node.is_validator}
-
-    def _wait_network(self, plan: NetworkPlan, inv: Inventory, reporter: Reporter, options: ApplyOptions, *,
-                      since: int) -> None:
-        reporter.step(f"waiting for {options.min_blocks} blocks signed by every validator")
-        waiter = Waiter(self._targets(plan, inv), reporter, options.timeout)
-        waiter.running()
-        # Blocks from now on: volumes kept from an earlier run may already hold a chain.
-        since = max(since, self._height(plan) or 0)
-        latest = waiter.signed_blocks(self._validators(plan), options.min_blocks, since=since)
-        for t in waiter.targets:
-            if not t.is_validator:
-                waiter.synced(t, min_height=max(1, latest - 2))
-
-    def _wait_rejoined(self, plan: NetworkPlan, inv: Inventory, d: DesiredContainer, reporter: Reporter,
-                       options: ApplyOptions, min_height: int | None = None) -> None:
-        waiter = Waiter(self._targets(plan, inv, {d.node.name}), reporter, options.timeout)
-        waiter.running()
-        target = waiter.targets[0]
-        ref = max(min_height or 0, self._height(plan, exclude=d.node.name) or 0)
-        height = waiter.synced(target, min_height=max(1, ref - 1))
-        if d.node.node.is_validator:
-            waiter.signed_blocks(self._validators(plan), REJOIN_BLOCKS, since=height + 1,
-                                 required=[d.node.name], task=f"blocks signed by {d.node.name}")
-
-    def _height(self, plan: NetworkPlan, exclude: str | None = None) -> int | None:
-        for n in plan.nodes:
-            if n.name == exclude:
-                continue
-            try:
-                return RpcClient(DesiredContainer(plan, n).rpc_url, timeout=1.0, attempts=1).status().height
-            except RpcUnavailable:
-                continue
-        return None
 
     # ------------------------------------------------------------------ destroy
     def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult:

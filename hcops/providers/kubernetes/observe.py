@@ -15,8 +15,9 @@ from hcops.providers.kubernetes.diff import field_changes, normalize
 from hcops.providers.kubernetes.objects import Desired, Live, summary, undeclared
 from hcops.providers.kubernetes.readiness import PodState, read_pods, statefulset_of
 from hcops.providers.kubernetes.reconcile import dry_run
-from hcops.providers.kubernetes.rpc import proxy_path
+from hcops.providers.kubernetes.rpc import pod_tls, proxy_path
 from hcops.providers.kubernetes.runtime import chain_facts, container_facts
+from hcops.providers.kubernetes.storage import node_storage
 
 
 def drift(api: KubeApi, want: Desired, live: Live) -> list[dict[str, Any]]:
@@ -106,7 +107,8 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
                 "waiting": pod.waiting,
                 "restarts": pod.restarts,
             }
-        chain, rpc = chain_facts(api, want.namespace, pod)
+        chain, rpc = chain_facts(api, want.namespace, pod, tls=pod_tls(plan, n.name, want.namespace),
+                                 measure_tls=detail)
         if detail:
             facts["rpc"] = rpc
             live_sts = live.get(Ref.of(sts)) if sts is not None else None
@@ -147,6 +149,7 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
         net_facts["podSecurity"] = (
             ((ns or {}).get("metadata") or {}).get("labels", {}).get("pod-security.kubernetes.io/enforce")
         )
+        net_facts["storage"] = node_storage(api, want, live)  # claims' StorageClasses: encryption at rest
     return Observation(network=plan.name, nodes=tuple(nodes), undeclared=tuple(extra), facts=net_facts)
 
 

@@ -15,7 +15,7 @@ from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter
 from hcops.providers.kubernetes.api import KubeApi, Obj
 from hcops.providers.kubernetes.objects import Desired, selector_string
-from hcops.providers.kubernetes.rpc import ProxiedRpc
+from hcops.providers.kubernetes.rpc import ProxiedRpc, pod_tls
 from hcops.providers.rpc import RpcUnavailable
 
 POLL = 1.0
@@ -184,7 +184,9 @@ class Waiter:
     def signed_blocks(self, states: Mapping[str, PodState], min_blocks: int) -> int:
         """Wait until ``min_blocks`` commits carry every validator's signature; the latest height."""
         validators = {n.name: n.keys.validator_address for n in self.plan.nodes if n.node.is_validator}
-        rpcs = {n: ProxiedRpc(self.api, self.want.namespace, s.name) for n, s in states.items() if s.name}
+        ns = self.want.namespace
+        rpcs = {n: ProxiedRpc(self.api, ns, s.name, tls=pod_tls(self.plan, n, ns)) for n, s in states.items()
+                if s.name}
         need = set(validators.values())
         counted: set[int] = set()
         next_h = 1

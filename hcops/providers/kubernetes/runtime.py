@@ -11,7 +11,7 @@ from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
 from hcops.providers.docker.observe import rpc_facts
 from hcops.providers.kubernetes.api import KubeApi
 from hcops.providers.kubernetes.readiness import PodState
-from hcops.providers.kubernetes.rpc import ProxiedRpc
+from hcops.providers.kubernetes.rpc import PodTls, ProxiedRpc, tls_facts
 from hcops.spec.types import cpu_millis, memory_bytes
 
 MAIN = "cometbft"
@@ -95,8 +95,17 @@ def _quantity(parse: Callable[[str], int], value: Any) -> int:
         return 0
 
 
-def chain_facts(api: KubeApi, namespace: str, pod: PodState) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(NodeStatus fields, ``rpc`` facts) from the node's RPC; empty summary when it does not answer."""
+def chain_facts(api: KubeApi, namespace: str, pod: PodState, *, tls: PodTls | None = None,
+                measure_tls: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(NodeStatus fields, ``rpc`` facts) from the node's RPC; empty summary when it does not answer. With
+    ``measure_tls`` (the audit), also the TS-2 facts of its endpoint (``rpc.tls``)."""
     if not (pod.name and pod.phase == "Running"):
         return {}, {"reachable": False, "error": f"pod {pod.name or '(none)'} is {pod.phase}"}
-    return rpc_facts(ProxiedRpc(api, namespace, pod.name, timeout=2.0))
+    rpc = ProxiedRpc(api, namespace, pod.name, timeout=2.0, tls=tls)
+    try:
+        summary, facts = rpc_facts(rpc)
+    finally:
+        rpc.close()
+    if measure_tls:
+        facts["tls"] = tls_facts(api, namespace, pod.name, tls)
+    return summary, facts

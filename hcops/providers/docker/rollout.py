@@ -1,0 +1,163 @@
+"""How the Docker provider changes a running chain without halting it: waiting for nodes to rejoin, checking
+quorum before a validator stops, healing what is down first, and carrying out validator-set changes.
+
+Every stop of a validator goes through ``ensure_quorum``: the chain's own view (``hcops.providers.quorum``)
+plus what the engine knows (stopped containers) must leave more than 2/3 of the voting power online. When
+it would not, the declared validators whose containers are stopped are started first; if that is not
+enough, apply refuses and names the validators that are down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from docker.models.containers import Container
+
+from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.plan.lock import ValidatorChange
+from hcops.plan.membership import PowerChange
+from hcops.progress import Reporter
+from hcops.providers.base import ApplyOptions
+from hcops.providers.docker.containers import DesiredContainer
+from hcops.providers.docker.inventory import RUNNING, Inventory
+from hcops.providers.docker.readiness import Target, Waiter
+from hcops.providers.quorum import QuorumView, read_view, refuse
+from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.validators import ValidatorChanger, updater_for
+
+RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
+REJOIN_BLOCKS = 2  # blocks a replaced validator must sign before the next node is touched
+
+
+def running(c: Container | None) -> bool:
+    return c is not None and ((c.attrs.get("State") or {}).get("Status") or c.status) == RUNNING
+
+
+@dataclass
+class Rollout:
+    plan: NetworkPlan
+    inv: Inventory
+    reporter: Reporter
+    options: ApplyOptions
+    start: Callable[[NodePlan], None]  # start a declared node's existing, stopped container
+    refresh: Callable[[], Inventory]
+    committed: list[ValidatorChange] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ reading the chain
+    def rpc(self, n: NodePlan, timeout: float = RPC_TIMEOUT) -> RpcClient:
+        return RpcClient(DesiredContainer(self.plan, n).rpc_url, timeout=timeout, attempts=1)
+
+    def rpcs(self) -> list[RpcClient]:
+        return [self.rpc(n, 2.0) for n in self.plan.nodes if running(self.inv.container(n.name))]
+
+    def names(self) -> dict[str, str]:
+        """Validator address -> node name: the declared nodes, and the lock's (a node being removed)."""
+        known = {n.validator_address.upper(): n.name for n in self.plan.lock.nodes} if self.plan.lock else {}
+        return {**known, **{n.keys.validator_address.upper(): n.name for n in self.plan.nodes}}
+
+    def view(self) -> QuorumView:
+        down = {n.name for n in self.plan.nodes if not running(self.inv.container(n.name))}
+        return read_view(self.rpcs(), self.names(), known_down=down)
+
+    def height(self, exclude: str | None = None) -> int | None:
+        for n in self.plan.nodes:
+            if n.name == exclude:
+                continue
+            try:
+                return self.rpc(n, 1.0).status().height
+            except RpcUnavailable:
+                continue
+        return None
+
+    # ------------------------------------------------------------------ waiting
+    def targets(self, names: Collection[str] | None = None) -> list[Target]:
+        out = []
+        for n in self.plan.nodes:
+            c = self.inv.container(n.name)
+            if c is None or (names is not None and n.name not in names):
+                continue
+            out.append(Target(n.name, self.rpc(n), c, n.keys.validator_address if n.node.is_validator else None))
+        return out
+
+    def validators(self) -> dict[str, str]:
+        """The declared validators that hold power on the chain (a joining one is waited for separately)."""
+        on_chain = self.plan.chain_validators()
+        on_chain.update({c.validator_address: c.new_power for c in self.committed})
+        return {n.name: n.keys.validator_address for n in self.plan.nodes
+                if n.node.is_validator and on_chain.get(n.keys.validator_address.upper(), 0) > 0}
+
+    def wait_network(self, *, since: int) -> None:
+        self.reporter.step(f"waiting for {self.options.min_blocks} blocks signed by every validator")
+        waiter = Waiter(self.targets(), self.reporter, self.options.timeout)
+        waiter.running()
+        # Blocks from now on: volumes kept from an earlier run may already hold a chain.
+        since = max(since, self.height() or 0)
+        latest = waiter.signed_blocks(self.validators(), self.options.min_blocks, since=since)
+        for t in waiter.targets:
+            if not t.is_validator or t.name not in self.validators():
+                waiter.synced(t, min_height=max(1, latest - 2))
+
+    def wait_rejoined(self, n: NodePlan, min_height: int | None = None) -> int:
+        waiter = Waiter(self.targets({n.name}), self.reporter, self.options.timeout)
+        waiter.running()
+        target = waiter.targets[0]
+        ref = max(min_height or 0, self.height(exclude=n.name) or 0)
+        height = waiter.synced(target, min_height=max(1, ref - 1))
+        if n.name in self.validators():
+            waiter.signed_blocks(self.validators(), REJOIN_BLOCKS, since=height + 1, required=[n.name],
+                                 task=f"blocks signed by {n.name}")
+        return height
+
+    # ------------------------------------------------------------------ quorum
+    def ensure_quorum(self, doing: str, stopping: Collection[str] = (),
+                      power_changes: Mapping[str, int] | None = None) -> None:
+        """Return when ``stopping`` (node names) can stop and ``power_changes`` be made with more than 2/3
+        of the voting power online; heal stopped validators first if needed; else refuse (exit 2)."""
+        view = self.view()
+        # A validator that signs nothing already takes no power offline by stopping: replacing a node that is
+        # down is itself the healing, even on a halted chain.
+        stopping = [s for s in stopping if any(v.node == s and v.signing for v in view.validators)]
+        if not stopping and not power_changes:
+            return
+        if view.safe_without(stopping, power_changes=power_changes):
+            return
+        healable = [n for n in self.plan.nodes if n.name in {v.node for v in view.down}
+                    and n.name not in stopping and self.inv.container(n.name) is not None
+                    and not running(self.inv.container(n.name))]
+        if healable:
+            self.reporter.step(f"quorum first: starting {', '.join(n.name for n in healable)} "
+                               f"so that I can {doing}")
+            for n in healable:
+                self.start(n)
+            self.inv = self.refresh()
+            for n in healable:
+                self.wait_rejoined(n)
+            view = self.view()
+            if view.safe_without(stopping, power_changes=power_changes):
+                return
+        raise refuse(view, stopping, doing)
+
+    # ------------------------------------------------------------------ validator-set changes
+    def change_validators(self, changes: tuple[PowerChange, ...],
+                          on_change: Callable[[ValidatorChange], None] | None) -> None:
+        """Carry out ``changes`` one at a time (additions first): a joining node must have caught up first."""
+        by_name = {n.name: n for n in self.plan.nodes}
+        changer = ValidatorChanger(self.rpcs(), updater_for(self.plan.consortium.spec.chain.app), self.reporter,
+                                   self.options.timeout)
+        for change in changes:
+            node = by_name.get(change.node)
+            if change.new_power > 0 and node is not None:
+                self.reporter.step(f"waiting for {change.node} to catch up before it joins the validator set")
+                waiter = Waiter(self.targets({change.node}), self.reporter, self.options.timeout)
+                waiter.running()
+                waiter.synced(waiter.targets[0], min_height=max(1, (self.height(exclude=change.node) or 1) - 1))
+            self.ensure_quorum(f"change {change.node}'s power to {change.new_power}",
+                               power_changes={change.node: change.new_power})
+            changer.rpcs = self.rpcs()
+            done = changer.apply(change)
+            self.committed.append(done)
+            self.reporter.step(f"validator set: {change.node} power {done.old_power} -> {done.new_power} "
+                               f"(committed at height {done.height}, in force from {done.effective_height})")
+            if on_change is not None:
+                on_change(done)
