@@ -24,7 +24,8 @@ from hcops.fsutil import make_dirs
 from hcops.plan.state import network_dir
 
 DB_ENV = "HCOPS_AUDIT_DB"
-KINDS = ("sweep", "incident", "gate_run", "gate_skipped", "anchor", "checkpoint")
+KINDS = ("sweep", "incident", "gate_run", "gate_skipped", "anchor", "checkpoint", "ansible_run", "backup", "restore",
+         "drill")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

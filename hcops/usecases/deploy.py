@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hcops.errors import InvalidInput
 from hcops.plan.desired import Identity, KeyMode, NetworkPlan, build_plan
 from hcops.plan.lock import NetworkLock, ValidatorChange, remove_lock, upgrade_problem, write_lock
 from hcops.plan.membership import MembershipPlan, describe
 from hcops.progress import Reporter, SilentReporter
+from hcops.providers import events
 from hcops.providers.base import (
     ApplyOptions,
     ApplyResult,
@@ -37,6 +39,20 @@ from hcops.providers.base import (
 )
 from hcops.providers.state import DEFAULT_LOCK_TIMEOUT, STATE_FILE, network_lock
 from hcops.spec.loader import load_spec
+
+
+def _record_event(network_dir: Path, kind: str, body: Mapping[str, Any]) -> None:
+    """Writes what a provider hands up (hcops.providers.events) to the network's audit log."""
+    import os
+
+    from hcops.audit.log import DB_ENV, AuditLog
+
+    path = Path(os.environ[DB_ENV]) if os.environ.get(DB_ENV) else network_dir / "audit.db"
+    with AuditLog(path) as log:
+        log.append(kind, dict(body))
+
+
+events.install(_record_event)
 
 Gate = Callable[[NetworkPlan], None]
 

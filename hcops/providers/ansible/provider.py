@@ -15,16 +15,13 @@ keys, binary and user unless ``prune_volumes``.
 
 from __future__ import annotations
 
-import os
 import weakref
-from pathlib import Path
 from typing import ClassVar
 
-from hcops.audit.log import DB_ENV, AuditLog
 from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter, SilentReporter
-from hcops.providers import quorum
+from hcops.providers import events, quorum
 from hcops.providers.ansible import readiness
 from hcops.providers.ansible.observe import apply_observation, observe
 from hcops.providers.ansible.runner import PROBE_TASK, REPORT_TASK, RunResult, run_playbook
@@ -86,9 +83,7 @@ class AnsibleProvider:
 
     @staticmethod
     def _record(plan: NetworkPlan, run: RunResult) -> None:
-        path = Path(os.environ[DB_ENV]) if os.environ.get(DB_ENV) else plan.state_dir / "audit.db"
-        with AuditLog(path) as log:
-            log.append(AUDIT_KIND, run.audit_body(plan.name, plan.spec_hash()))
+        events.record(plan.state_dir, AUDIT_KIND, run.audit_body(plan.name, plan.spec_hash()))
 
     @staticmethod
     def _fail(run: RunResult, what: str) -> EnvironmentProblem:
