@@ -10,6 +10,7 @@ healthy backup and fails clearly on one with a flipped byte, leaving no scratch 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import sqlite3
@@ -124,6 +125,18 @@ def test_observer_backup_is_encrypted_recorded_and_keyless(net: TestNetwork) -> 
     assert listed[-1]["verified"] is True
 
 
+def _wait_signing(net: TestNetwork, node: str, timeout: float = 90) -> None:
+    address = json.loads((net.state_dir / net.name / "keys" / node / "priv_validator_key.json").read_bytes())["address"]
+    rpc, deadline = _rpc(net, 0), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(RpcUnavailable):
+            h = rpc.status().height
+            if all(address in rpc.commit(x).signers for x in (h - 1, h)):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{node} did not sign again within {timeout} s")
+
+
 def test_validator_backup_waits_for_quorum(net: TestNetwork, docker_engine: Any) -> None:
     other = docker_engine.containers.get(f"{net.name}-{OTHER}")
     other.stop(timeout=10)
@@ -134,7 +147,7 @@ def test_validator_backup_waits_for_quorum(net: TestNetwork, docker_engine: Any)
     finally:
         other.start()
     assert _records(net, "backup")[-1]["ok"] is False
-    time.sleep(3)  # let it rejoin before the next validator is stopped
+    _wait_signing(net, OTHER)  # until it signs again, hcops rightly counts it as down
     made = _json(net.hcops("backup", "--node", VALIDATOR, "-o", "json", timeout=300))
     assert made[0]["node"] == VALIDATOR and made[0]["signing_state"]["height"] > 0
 

@@ -295,5 +295,8 @@ class EmbeddedEngine:
 
             return [dataclasses.asdict(r) for r in run_test_cases(discover_tests(analysis), query)]
 
-        done = run_limited(work, self.limits, what="the policy tests", classes={"EmbeddedError": EmbeddedError})
+        # One child runs every test: its time limit grows with their number (5 s each at least).
+        cases = len(discover_tests(analysis))
+        limits = dataclasses.replace(self.limits, timeout_s=max(self.limits.timeout_s, 5.0 * cases))
+        done = run_limited(work, limits, what="the policy tests", classes={"EmbeddedError": EmbeddedError})
         return [TestResult(**r) for r in done]
