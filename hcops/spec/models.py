@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic_core import PydanticCustomError
 
+from hcops.spec.diagnostics import quote
 from hcops.spec.providers.ansible import AnsibleSettings
 from hcops.spec.providers.docker import DockerSettings
 from hcops.spec.providers.kubernetes import KubernetesSettings
-from hcops.spec.diagnostics import quote
 from hcops.spec.types import ChainId, Cpu, Duration, Image, Matching, Memory, Name, Origin, PositiveInt, Text
 
 API_VERSION = "hcops/v1alpha1"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from hcops.errors import Diagnostic
-from hcops.spec.providers.docker import addresses_needed
 from hcops.spec.models import Consortium, NodeRole, Tier, effective_tier
+from hcops.spec.providers.docker import addresses_needed
 from hcops.spec.source import SourceMap
 
 BFT_MIN_VALIDATORS = 4

@@ -11,12 +11,12 @@ import pytest
 
 from hcops.errors import Diagnostic, InvalidInput
 from hcops.plan.desired import build_plan, node_ip
-from hcops.spec.providers.docker import addresses_needed
 from hcops.spec import types
 from hcops.spec.diagnostics import UNSAFE_CHARS, escape_text, quote
 from hcops.spec.loader import load_spec
 from hcops.spec.models import Consortium, Tier, effective_tier
 from hcops.spec.overlay import ENV_NAME, available_environments
+from hcops.spec.providers.docker import addresses_needed
 from tests.conftest import EXAMPLE, SMALL_SPEC, SpecDir
 
 
