@@ -198,6 +198,8 @@ def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int,
         "labels": dict(c.get("labels") or {}),
         "rpc": rpc,
         "storage": dict(storage or _NO_STORAGE),  # where its data lives and whether that is encrypted
+        # what only a host has (its unit and hardening, binary, firewall; policies/runtime/host.rego)
+        **({"host": dict(status.facts["host"])} if isinstance(status.facts.get("host"), Mapping) else {}),
     }
 
 

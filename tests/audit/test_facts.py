@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from hcops.audit.evaluate import load_runtime_pack
@@ -93,3 +94,22 @@ def test_nanosecond_block_times_and_summary(plan: NetworkPlan) -> None:
     doc = build_facts(plan, fakes.stopped(fakes.observation(plan, NOW), "b-val-0"), sweep_id="s", now=NOW)
     rows = {r["name"]: r for r in nodes_summary(doc)}
     assert rows["b-val-0"]["up"] is False and rows["a-val-0"]["height"] == 100
+
+
+def test_host_facts_reach_the_host_rules(plan: NetworkPlan) -> None:
+    """What an on-premises host reports beyond a container (its unit's hardening) is judged by host.rego."""
+    from hcops.providers.ansible.hostfacts import host_view
+
+    unit = {"name": "cometbft-x.service", "installed": True, "active_state": "active",
+            "hardening": {"user": "cometbft", "no_new_privileges": False, "protect_system": "strict",
+                          "protect_home": "yes", "private_tmp": True, "capability_bounding_set": []}}
+    view = host_view({"unit": unit}, firewall=False, data_dir="/var/lib/cometbft/data",
+                     expected_version="0.38.17", expected_sha256=None)
+    obs = fakes.observation(plan, NOW)
+    first = obs.nodes[0]
+    nodes = (dataclasses.replace(first, facts={**first.facts, "host": view}), *obs.nodes[1:])
+    doc = build_facts(plan, dataclasses.replace(obs, nodes=nodes), sweep_id="s", now=NOW)
+    assert doc["nodes"][0]["host"]["hardening"]["noNewPrivileges"] is False
+    result = EmbeddedEngine().evaluate(load_runtime_pack().modules, doc, {})
+    messages = [v["msg"] for _, _, v in result.raw() if v["id"] == "HC-RT-IN1-HOST-UNIT-HARDENING"]
+    assert messages == [f"{first.name}: cometbft-x.service does not set NoNewPrivileges=yes"]
