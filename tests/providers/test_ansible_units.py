@@ -207,6 +207,15 @@ def test_prepare_writes_a_private_folder_without_key_copies(plan: NetworkPlan, s
     assert "StrictHostKeyChecking=accept-new" in env["ANSIBLE_SSH_ARGS"]
 
 
+def test_extra_variables_are_never_templates(plan: NetworkPlan) -> None:
+    ws = Workspace(plan, None)
+    path = ws.extra_vars_file("run-1", {"hcops_binary_src": "/opt/{{ lookup('pipe', 'id') }}/cometbft",
+                                        "hcops_purge": True})
+    doc = load_ansible(path.read_text())
+    assert isinstance(doc["hcops_binary_src"], Unsafe) and doc["hcops_purge"] is True
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_a_missing_ssh_key_is_named(plan: NetworkPlan) -> None:
     with pytest.raises(InvalidInput, match="privateKeyFile: .*keys/ops does not exist"):
         Workspace(plan, None).prepare()

@@ -15,6 +15,7 @@ import datetime as dt
 import difflib
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -203,18 +204,23 @@ def run_playbook(ws: Workspace, playbook: str, reporter: Reporter, *, hosts: lis
                                  hint="pip install 'hcops[ansible]' (scripts/bootstrap python installs them)") from None
     ident = new_ident(playbook)
     events = _Events(reporter, playbook, len(hosts))
-    cmdline = "--check --diff" if check else ""
+    # Extra variables go in a file of !unsafe values (ansible-runner's own extravars are JSON, which Ansible
+    # would evaluate as templates): a path with "{{" in it stays a path.
+    vars_file = ws.extra_vars_file(ident, {**ws.extravars, **(extravars or {})})
+    cmdline = "-e " + shlex.quote(f"@{vars_file}") + (" --check --diff" if check else "")
     started = time.monotonic()
     try:
         runner = ansible_runner.run(
             private_data_dir=str(ws.root), ident=ident, artifact_dir=str(ws.artifacts),
             playbook=str(ws.playbook(playbook)), inventory=str(ws.inventory), limit=",".join(hosts),
-            extravars={**ws.extravars, **(extravars or {})}, envvars=_with_playbook_on_path(ws.envvars(len(hosts))),
-            cmdline=cmdline or None, rotate_artifacts=ws.keep_runs, event_handler=events,
+            envvars=_with_playbook_on_path(ws.envvars(len(hosts))), cmdline=cmdline,
+            rotate_artifacts=ws.keep_runs, event_handler=events,
             quiet=True, suppress_env_files=True, timeout=int(timeout) if timeout else None)
     except Exception as exc:  # noqa: BLE001 - ansible-runner raises plain exceptions for a bad setup
         raise EnvironmentProblem(f"ansible-runner could not run {playbook}.yml: {_short(exc)}",
                                  hint="is ansible-core installed (pip install 'hcops[ansible]')?") from None
+    finally:
+        vars_file.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     events.flush()
     per_host = {name: HostRun(changed=tuple(h["changed"].values()), failed=h["failed"],

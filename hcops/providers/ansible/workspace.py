@@ -26,6 +26,7 @@ from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.fsutil import private_dir, write_private
 from hcops.plan.desired import NetworkPlan
 from hcops.render.base import Context, templates_dir
+from hcops.render.templating import ansible_yaml, yaml_key
 from hcops.spec.providers import ansible as ansible_settings
 
 ANSIBLE_CFG = "[defaults]\n# Written by hcops: the settings come from the environment of each run.\n"
@@ -121,6 +122,15 @@ class Workspace:
     @property
     def extravars(self) -> dict[str, Any]:
         return {"hcops_binary_src": str(self.binary.path)} if self.binary else {}
+
+    def extra_vars_file(self, ident: str, values: dict[str, Any]) -> Path:
+        """One run's extra variables (``-e @file``), every string tagged ``!unsafe``; the caller removes it.
+        A file per run: ``hcops status`` may observe while an apply runs."""
+        path = self.root / "vars" / f"{ident}.yaml"
+        private_dir(path.parent)
+        text = "".join(f"{yaml_key(k)}:{ansible_yaml(v, 2)}\n" for k, v in values.items()) or "{}\n"
+        write_private(path, text.encode())
+        return path
 
     def playbook(self, name: str) -> Path:
         return templates_dir() / "ansible" / "playbooks" / f"{name}.yml"
