@@ -71,8 +71,14 @@ def now_text(now: dt.datetime | None = None) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def parse_time(text: object) -> dt.datetime | None:
+    """A record's time, or None when it is not one (the audit database is user-writable: a tampered time
+    must give a finding, not a crash). A time without a zone is UTC, as hcops writes them."""
+    try:
+        t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def default_path(network: str, state_override: Path | None = None) -> Path:

@@ -188,7 +188,7 @@ def _basis(plan: NetworkPlan, sweep: Mapping[str, Any] | None, gate: GateEvidenc
         return Basis(None, judged, attested, tier, f"sweep {sweep.get('id')} recorded no evidence records")
     fresh = max(FRESH_AFTER, 2 * plan.consortium.spec.audit.interval)
     finished = sweep.get("finished")
-    if finished and now - parse_time(str(finished)) > fresh:
+    if finished and now - (parse_time(finished) or dt.datetime.fromtimestamp(0, dt.UTC)) > fresh:
         return Basis(None, judged, attested, tier,
                      f"sweep {sweep.get('id')} is older than {int(fresh.total_seconds())}s (run `hcops audit`)")
     return Basis(dict(sweep["evidence"]), judged, attested, tier)

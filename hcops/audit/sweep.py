@@ -19,6 +19,7 @@ from hcops.audit.facts import Previous, build_facts, nodes_summary, summary
 from hcops.audit.incidents import Changes, Tracker
 from hcops.audit.log import AuditLog, now_text
 from hcops.audit.phi import Detectors
+from hcops.backup.evidence import backup_facts
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines.base import Engine
 from hcops.policy.findings import Finding
@@ -175,7 +176,8 @@ class Auditor:
             environment=self.settings.environment,
             previous=previous,
             audit_log={"intact": log_break is None, "break": log_break},
-            extra={"phi": scan.facts(), "attestations": attested.facts(today)},
+            extra={"phi": scan.facts(), "attestations": attested.facts(today),
+                   "backup": backup_facts(self.plan, self.log, started)},
         )
         report = evaluate(
             facts,

@@ -129,7 +129,7 @@ def _verified(state_dir: Path, items: Sequence[BackupRecord], now: dt.datetime) 
             stamp = None
         hit = cache.get(b.id)
         if stamp is not None and hit and hit.get("stamp") == stamp and hit.get("sha256") == b.sha256 and \
-                now - parse_time(hit["checked"]) < REVERIFY_AFTER and hit.get("ok") is True:
+                now - (parse_time(hit["checked"]) or EPOCH) < REVERIFY_AFTER and hit.get("ok") is True:
             out[b.id] = (True, None)
             fresh[b.id] = hit
             continue
@@ -142,12 +142,15 @@ def _verified(state_dir: Path, items: Sequence[BackupRecord], now: dt.datetime) 
     return out
 
 
+EPOCH = dt.datetime.fromtimestamp(0, dt.UTC)
+
+
 def _ns(td: dt.timedelta) -> int:
     return int(td / dt.timedelta(microseconds=1)) * 1000
 
 
 def _age(now: dt.datetime, time: str) -> int:
-    return _ns(now - parse_time(time))
+    return _ns(now - (parse_time(time) or EPOCH))  # an unreadable time counts as long ago: fail closed
 
 
 def backup_facts(plan: NetworkPlan, log: AuditLog, now: dt.datetime) -> dict[str, Any]:
@@ -158,7 +161,7 @@ def backup_facts(plan: NetworkPlan, log: AuditLog, now: dt.datetime) -> dict[str
     interval = Schedule(spec.schedule).interval(now) if spec.schedule else None
     items = backups(log)
     cutoff = now - dt.timedelta(days=spec.retention_days)
-    retained = [b for b in items if b.ok and parse_time(b.time) >= cutoff]
+    retained = [b for b in items if b.ok and (parse_time(b.time) or now) >= cutoff]  # unreadable: still checked
     checks = _verified(plan.state_dir, retained, now)
     ok = [b for b in items if b.ok]
     last, failed = (ok[-1] if ok else None), [b for b in items if not b.ok]
@@ -174,7 +177,7 @@ def backup_facts(plan: NetworkPlan, log: AuditLog, now: dt.datetime) -> dict[str
         "recordingForNs": _age(now, first[0].time) if first else 0,
         "lastSuccess": {"id": last.id, "node": last.node, "time": last.time, "ageNs": _age(now, last.time),
                         "height": last.height} if last else None,
-        "lastSuccessTimeNs": _ns(parse_time(last.time) - dt.datetime.fromtimestamp(0, dt.UTC)) if last else None,
+        "lastSuccessTimeNs": _ns((parse_time(last.time) or EPOCH) - EPOCH) if last else None,
         "failures": len(failed),
         "lastFailure": {"node": failed[-1].node, "time": failed[-1].time, "error": failed[-1].error}
         if failed else None,

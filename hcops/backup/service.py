@@ -159,7 +159,8 @@ def prune(plan: NetworkPlan, log: AuditLog, folder: Path, now: dt.datetime) -> l
     cutoff = now - dt.timedelta(days=plan.consortium.spec.backup.retention_days)
     gone: list[str] = []
     for b in evidence.backups(log):
-        if not b.ok or not b.id or parse_time(b.time) >= cutoff or Path(b.path).parent != folder.resolve():
+        recorded = parse_time(b.time)  # never delete an archive over a time that cannot be read
+        if not b.ok or not b.id or recorded is None or recorded >= cutoff or Path(b.path).parent != folder.resolve():
             continue
         for p in archive.paths(folder, b.id):
             with contextlib.suppress(FileNotFoundError):

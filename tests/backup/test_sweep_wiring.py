@@ -1,17 +1,14 @@
-"""The backup facts in a real sweep (the audit's runtime pack on the embedded engine), as the sweep gets
-them once ``facts["backup"] = backup_facts(plan, log, started)`` is wired into ``Auditor.run``: here that
-line is added by wrapping ``build_facts``. A damaged archive is a deny, and the metrics follow."""
+"""The backup facts in a real sweep (the audit's runtime pack on the embedded engine): a damaged archive is a
+deny, and the metrics follow."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hcops.audit import sweep as sweep_module
 from hcops.audit.log import AuditLog
 from hcops.audit.metrics import AuditMetrics
 from hcops.backup import evidence
@@ -27,18 +24,9 @@ def plan(spec_dir: SpecDir, tmp_path: Path) -> NetworkPlan:
     return build_plan(load_spec(spec, None), tmp_path / "state")
 
 
-def test_damaged_archive_is_a_deny_and_metrics_follow(plan: NetworkPlan, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_archive_is_a_deny_and_metrics_follow(plan: NetworkPlan, tmp_path: Path) -> None:
     clock = [dt.datetime.now(dt.UTC)]
     a, _prov = auditor(plan, tmp_path, clock)
-    original = sweep_module.build_facts
-
-    def wired(p: NetworkPlan, obs: Any, **kw: Any) -> dict[str, Any]:
-        facts = original(p, obs, **kw)
-        facts["backup"] = evidence.backup_facts(p, a.log, kw["now"])
-        return facts
-
-    monkeypatch.setattr(sweep_module, "build_facts", wired)
     archive = tmp_path / "b1.hcbk"
     archive.write_bytes(b"archive")
     with AuditLog(tmp_path / "audit.db") as log:
