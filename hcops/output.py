@@ -1,4 +1,5 @@
-"""The one place that writes to the terminal. Core modules return data; this module shows it."""
+"""The one place that writes to the terminal, and that puts a report shown there into a file instead.
+Core modules return data; this module shows it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from hcops.errors import Diagnostic
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
@@ -48,6 +51,16 @@ def raw(content: str) -> None:
 
 def as_json(document: Any) -> None:
     raw(json.dumps(document, indent=2, sort_keys=False, default=str))
+
+
+def json_line(document: Any) -> None:
+    """One event of a stream, one line each, for a consumer that reads line by line."""
+    raw(json.dumps(document, default=str))
+
+
+def text_file(content: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
 
 
 def table(t: Table) -> None:
@@ -96,6 +109,14 @@ def wide_table(t: Table) -> None:
         out.print(t)
     else:  # piped or captured: keep every cell whole
         Console(highlight=False, soft_wrap=True, width=need, file=sys.stdout).print(t)
+
+
+def table_file(t: Table, path: Path) -> None:
+    """A table written to a file, 200 columns wide: no terminal gives a file its width."""
+    from rich.console import Console
+
+    with path.open("w", encoding="utf-8") as fh:
+        Console(file=fh, width=200, highlight=False, soft_wrap=True).print(t)
 
 
 class ConsoleReporter:

@@ -110,9 +110,6 @@ class ModuleInfo:
     def is_test(self) -> bool:
         return self.filename.endswith("_test.rego")
 
-    def defines(self, name: str) -> bool:
-        return any(r.name == name for r in self.rules)
-
 
 def _tokenize(source: str) -> tuple[list[Token], list[Comment]]:
     line_starts = [0] + [m.end() for m in re.finditer("\n", source)]

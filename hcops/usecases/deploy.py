@@ -29,6 +29,7 @@ from hcops.providers import events
 from hcops.providers.base import (
     ApplyOptions,
     ApplyResult,
+    Change,
     Changes,
     DestroyResult,
     Observation,
@@ -55,6 +56,8 @@ def _record_event(network_dir: Path, kind: str, body: Mapping[str, Any]) -> None
 events.install(_record_event)
 
 Gate = Callable[[NetworkPlan], None]
+# Shown the pending changes before apply touches anything; False declines them.
+Confirm = Callable[[tuple[Change, ...]], bool]
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,11 @@ class PlanOutcome:
 @dataclass(frozen=True)
 class ApplyOutcome:
     plan: NetworkPlan
-    result: ApplyResult
+    result: ApplyResult | None  # None: the changes were declined, nothing was applied
 
     @property
     def changed(self) -> bool:
-        return bool(self.result.changes.pending)
+        return self.result is not None and bool(self.result.changes.pending)
 
 
 @dataclass(frozen=True)
@@ -140,38 +143,48 @@ def check_state_folder(p: NetworkPlan) -> None:
                                 "the chain and start a new one instead, `hcops destroy --prune-volumes` it")
 
 
+def check_plan(p: NetworkPlan, prov: Provider) -> None:
+    """What apply refuses before it plans, plan reports the same way."""
+    check_membership(p, prov)
+    check_upgrade(p)
+    if isinstance(prov, StateGuard):
+        prov.check_state(p)
+
+
 def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
          prune_volumes: bool = False, provider: Provider | None = None) -> PlanOutcome:
     p = load_plan(spec_file, environment, state_dir)
     prov = provider_for(p, provider)
-    check_membership(p, prov)
-    check_upgrade(p)
-    if isinstance(prov, StateGuard):  # what apply would refuse, plan reports the same way
-        prov.check_state(p)
+    check_plan(p, prov)
     return PlanOutcome(p, prov.plan(p, prune_volumes=prune_volumes))
 
 
 def apply(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
           reporter: Reporter | None = None, options: ApplyOptions | None = None, gate: Gate | None = None,
-          provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> ApplyOutcome:
-    """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse."""
+          provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+          confirm: Confirm | None = None) -> ApplyOutcome:
+    """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse;
+    ``confirm``, before it, sees the pending changes and may decline them (the outcome has no result)."""
+    options = options or ApplyOptions()
     loaded = load_spec(spec_file, environment)
     probe = build_plan(loaded, state_dir, keys=KeyMode.existing)
     prov = provider_for(probe, provider)
+    if confirm is not None:
+        # Outside the lock: a person answering a prompt must not hold up another apply of the network.
+        check_plan(probe, prov)
+        if not confirm(prov.plan(probe, prune_volumes=options.prune_volumes).pending):
+            return ApplyOutcome(probe, None)
     with network_lock(probe.state_dir, probe.name, lock_timeout):
         # Read-only checks first: a refused apply leaves no key, lock or container behind.
         check_state_folder(probe)
-        check_membership(probe, prov)
-        check_upgrade(probe)
-        if isinstance(prov, StateGuard):
-            prov.check_state(probe)
+        check_plan(probe, prov)
         p = build_plan(loaded, state_dir, keys=KeyMode.generate) if probe.pending else probe
         check_membership(p, prov)  # the new nodes' identities are known now
         if gate is not None:  # under the lock: the gate records its outcome in the network's state
             gate(p)
         recorder = LockRecorder(p)
         result = prov.apply(p, reporter or SilentReporter(),
-                            dataclasses.replace(options or ApplyOptions(), on_validator_change=recorder.committed))
+                            dataclasses.replace(options, on_validator_change=recorder.committed))
         recorder.finish(p)
     return ApplyOutcome(p, result)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -92,3 +93,31 @@ def test_internal_error_exit_3_names_log(capsys: pytest.CaptureFixture[str], mon
     assert "Traceback" not in r.err
     logs = list(tmp_path.glob("crash-*.log"))
     assert logs and "Traceback" in logs[0].read_text()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_apply_asks_on_a_terminal_and_reads_the_spec_once(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch, spec_dir: SpecDir,
+                                                          state_dir: Path) -> None:
+    from hcops.usecases import deploy
+    from tests.providers.fake import FakeProvider
+
+    fake = FakeProvider()
+    monkeypatch.setattr(deploy, "get_provider", lambda name: fake)
+    loads: list[object] = []
+    real_load = deploy.load_spec
+    monkeypatch.setattr(deploy, "load_spec", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    apply = ("apply", "-f", str(spec_dir.spec), "--skip-gate", "--reason", "confirmation test")
+
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    r = run_cli(capsys, *apply)
+    assert r.code == 1 and "apply these changes?" in r.err and "nothing applied" in r.err
+    assert "a-val-0-data" in r.out and fake.applied == [] and len(loads) == 1
+
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    r = run_cli(capsys, *apply)
+    assert r.code == 0 and "applied: 11 created" in r.out and fake.applied == ["small-net"] and len(loads) == 2

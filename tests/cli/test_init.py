@@ -134,8 +134,8 @@ def test_tiers_and_environments_that_do_not_validate_yet(capsys: pytest.CaptureF
 
 
 def test_asks_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from hcops import cli_init
     from hcops.cli import cli
+    from hcops.cli import init as cli_init
 
     monkeypatch.setattr(cli_init, "_interactive", lambda: True)
     answers = "lab-net\nacme, beta:laboratory, gamma:payer, delta\n1\ndocker\n"

@@ -22,7 +22,6 @@ from hcops.errors import EnvironmentProblem
 
 FIELD_MANAGER = "hcops"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
-MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0
 
 Obj = dict[str, Any]

@@ -1,30 +1,15 @@
-"""The `init` and `completion` commands (registered on the group in ``hcops.cli``)."""
+"""The getting-started commands: ``init`` (scaffold a consortium) and ``completion``."""
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from hcops import output
+from hcops.cli.app import cli, run
 from hcops.errors import InvalidInput
-
-
-def _run(func: Callable[..., int]) -> Callable[..., None]:
-    """``hcops.cli.run`` (exit codes for every outcome), looked up when the command runs: hcops.cli imports
-    this module to register its commands."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from hcops.cli import run
-
-        run(func)(*args, **kwargs)
-
-    return wrapper
 
 
 def _interactive() -> bool:
@@ -53,7 +38,7 @@ def _ask_orgs(default: int) -> tuple[tuple[str, ...], int | None]:
               help="Where the nodes run. Default: docker.")
 @click.option("--yes", "-y", is_flag=True, help="Ask no questions: defaults for everything not given.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-@_run
+@run
 def init_command(directory: Path, name: str | None, orgs: tuple[str, ...], org_count: int | None,
                  validators_per_org: int | None, provider: str | None, yes: bool, force: bool) -> int:
     """Scaffold a new consortium in DIRECTORY (default: here).
@@ -100,7 +85,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 @click.command(name="completion")
 @click.argument("shell", type=click.Choice(SHELLS))
-@_run
+@run
 def completion_command(shell: str) -> int:
     """Print the shell completion script for SHELL.
 
@@ -111,10 +96,11 @@ def completion_command(shell: str) -> int:
     """
     from click.shell_completion import get_completion_class
 
-    from hcops.cli import cli
-
     cls = get_completion_class(shell)
     if cls is None:  # click always has these three
         raise InvalidInput(f"no completion for {shell}")
     output.raw(cls(cli, {}, "hcops", "_HCOPS_COMPLETE").source())
     return 0
+
+
+COMMANDS = (init_command, completion_command)

@@ -1,36 +1,14 @@
-"""The consortium commands: `hcops org init` and `hcops genesis assemble` (registered in ``hcops.cli``)."""
+"""The consortium's commands: ``org init`` (one member's side) and ``genesis assemble``."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from hcops import output
+from hcops.cli.app import env_option, run, spec_option, state_option_for
 from hcops.errors import InvalidInput
-
-
-def _run(func: Callable[..., int]) -> Callable[..., None]:
-    """``hcops.cli.run``, looked up when the command runs (hcops.cli imports this module)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from hcops.cli import run
-
-        run(func)(*args, **kwargs)
-
-    return wrapper
-
-
-_spec = click.option("-f", "--file", "spec_file", required=True, metavar="SPEC",
-                     type=click.Path(path_type=Path, dir_okay=False), help="Consortium spec (YAML).")
-_env = click.option("--env", "environment", metavar="ENV", default=None,
-                    help="Merge environments/ENV.yaml (next to the spec) over the spec.")
-_state = click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), envvar="HCOPS_STATE_DIR",
-                      default=None, help="State directory (this organization's keys). Default: .hcops/")
 
 
 @click.group(name="org")
@@ -39,15 +17,15 @@ def org_group() -> None:
 
 
 @org_group.command(name="init")
-@_spec
-@_env
-@_state
+@spec_option
+@env_option
+@state_option_for("this organization's keys")
 @click.option("--org", "organization", required=True, metavar="NAME", help="The organization (spec name).")
 @click.option("--endpoint", "endpoints", multiple=True, metavar="NODE=HOST:PORT",
               help="The P2P address other members dial for NODE (repeatable; default: as the provider plans it).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Join request file. Default: join-<org>.json next to the spec.")
-@_run
+@run
 def org_init_command(spec_file: Path, environment: str | None, state_dir: Path | None, organization: str,
                      endpoints: tuple[str, ...], out: Path | None) -> int:
     """Create this organization's node keys locally and write its signed join request.
@@ -76,10 +54,10 @@ def genesis_group() -> None:
 
 
 @genesis_group.command(name="assemble")
-@_spec
-@_env
+@spec_option
+@env_option
 @click.argument("requests", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@_run
+@run
 def genesis_assemble_command(spec_file: Path, environment: str | None, requests: tuple[Path, ...]) -> int:
     """Check every organization's join request and write the genesis into the lock file.
 
@@ -96,6 +74,4 @@ def genesis_assemble_command(spec_file: Path, environment: str | None, requests:
     return 0
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(org_group)
-    cli.add_command(genesis_group)
+COMMANDS = (org_group, genesis_group)
