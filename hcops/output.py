@@ -115,6 +115,7 @@ def table_file(t: Table, path: Path) -> None:
     """A table written to a file, 200 columns wide: no terminal gives a file its width."""
     from rich.console import Console
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # as the other formats do
     with path.open("w", encoding="utf-8") as fh:
         Console(file=fh, width=200, highlight=False, soft_wrap=True).print(t)
 

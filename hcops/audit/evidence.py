@@ -9,8 +9,8 @@
 A control is as strong as its weakest part (``catalogue.yaml`` ``parts``). Only the sweep's evidence
 records make a part verified: they are computed here from the fact document (``records``), written into
 every sweep record of the audit log, and read back by the report and the metrics. A measurement hcops
-does not make yet is listed in ``PENDING`` (backups): its parts stay declared until a probe of that name
-is added to ``PROBES``, and nothing else has to change.
+does not make yet can be listed in ``PENDING``: its parts stay declared until a probe of that name is
+added to ``PROBES``, and nothing else has to change.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hcops.audit import catalogue
 from hcops.audit.catalogue import EVIDENCE_CLASSES, Control, Part
 
 Record = dict[str, Any]  # {"measured": bool, "detail": str}
-PENDING = {"backups": "not measured: hcops takes no backups yet"}
+PENDING: dict[str, str] = {}
 
 
 def _record(measured: bool, detail: str) -> Record:
@@ -143,11 +143,44 @@ def _rpc_transport(doc: Mapping[str, Any]) -> Record:
     return _record(True, f"TLS verified against the network CA, plain HTTP refused, on {len(exposed)} published RPC")
 
 
+def _backups(doc: Mapping[str, Any]) -> Record:
+    """Measured when the last successful backup is within twice the schedule's interval and every retained
+    archive still verifies against its recorded digest (the sweep re-hashes them: hcops.backup.evidence)."""
+    b = doc.get("backup") or {}
+    if not b.get("enabled"):
+        return _record(False, "backups are not enabled in the spec")
+    last, overdue = b.get("lastSuccess"), b.get("overdueAfterNs")
+    if not last:
+        return _record(False, "no successful backup recorded yet")
+    archives = b.get("archives") or []
+    bad = [a["id"] for a in archives if a.get("verified") is not True]
+    detail = (f"last backup {last.get('id')} of {last.get('node')} at height {last.get('height')}, "
+              f"{last.get('ageNs', 0) / 3.6e12:.1f} h ago; {len(archives) - len(bad)}/{len(archives)} "
+              "retained archive(s) verified")
+    if bad:
+        detail += " (not: " + ", ".join(bad[:5]) + ")"
+    recent = isinstance(overdue, int) and last.get("ageNs", overdue + 1) <= overdue
+    if not recent:
+        detail += "; overdue"
+    return _record(recent and not bad, detail)
+
+
+def _restore_drill(doc: Mapping[str, Any]) -> Record:
+    d = (doc.get("backup") or {}).get("drill") or {}
+    last = d.get("lastSuccess")
+    if not last:
+        return _record(False, "no successful restore drill recorded")
+    age, limit = last.get("ageNs", 0), d.get("maxAgeNs")
+    within = isinstance(limit, int) and age <= limit
+    return _record(within, f"last successful drill {age / 8.64e13:.1f} days ago (backup {last.get('backupId')})"
+                   + ("" if within else "; older than allowed"))
+
+
 PROBES: Mapping[str, Callable[[Mapping[str, Any]], Record]] = {
     "ports": _ports, "identity": _identity, "keyFiles": _key_files, "image": _image, "peers": _peers,
     "liveness": _liveness, "validatorSet": _validator_set, "auditLog": _audit_log, "sweepCadence": _cadence,
     "inventory": _inventory, "waivers": _waivers, "phi": _phi, "storageEncryption": _storage,
-    "rpcTransport": _rpc_transport,
+    "rpcTransport": _rpc_transport, "backups": _backups, "restoreDrill": _restore_drill,
 }
 
 

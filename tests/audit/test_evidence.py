@@ -56,7 +56,36 @@ def test_every_measure_has_a_probe_or_is_a_documented_hook() -> None:
         for p in c.parts:
             assert set(p.measures) <= set(PROBES) | set(PENDING), (c.id, p.id)
             assert set(p.production) <= set(EVIDENCE_CLASSES)
-    assert "backups" in PENDING  # CP-1's backup part: declared until hcops measures backups
+
+
+HOUR = 3_600_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("backup", "measured", "says"),
+    [
+        ({}, False, "not enabled"),
+        ({"enabled": True, "overdueAfterNs": 48 * HOUR}, False, "no successful backup"),
+        ({"enabled": True, "overdueAfterNs": 48 * HOUR, "archives": [{"id": "b1", "verified": True}],
+          "lastSuccess": {"id": "b1", "node": "n", "height": 9, "ageNs": HOUR}}, True, "1/1 retained"),
+        ({"enabled": True, "overdueAfterNs": 48 * HOUR, "archives": [{"id": "b1", "verified": False}],
+          "lastSuccess": {"id": "b1", "node": "n", "height": 9, "ageNs": HOUR}}, False, "(not: b1)"),
+        ({"enabled": True, "overdueAfterNs": 48 * HOUR, "archives": [],
+          "lastSuccess": {"id": "b1", "node": "n", "height": 9, "ageNs": 49 * HOUR}}, False, "overdue"),
+    ],
+)
+def test_backups_are_measured_from_the_sweeps_backup_facts(backup: dict, measured: bool, says: str) -> None:  # type: ignore[type-arg]
+    rec = PROBES["backups"]({"backup": backup})
+    assert rec["measured"] is measured and says in rec["detail"]
+
+
+def test_a_drill_counts_for_ninety_days() -> None:
+    limit = 90 * 24 * HOUR
+    fresh = {"backup": {"drill": {"maxAgeNs": limit, "lastSuccess": {"ageNs": HOUR, "backupId": "b1"}}}}
+    assert PROBES["restoreDrill"](fresh)["measured"] is True
+    stale = {"backup": {"drill": {"maxAgeNs": limit, "lastSuccess": {"ageNs": limit + 1, "backupId": "b1"}}}}
+    assert PROBES["restoreDrill"](stale)["measured"] is False
+    assert PROBES["restoreDrill"]({})["detail"] == "no successful restore drill recorded"
 
 
 PART = Part("p", "a part", gate_rules=("HC-X-*",), measures=("ports",), attestable=True)
@@ -97,8 +126,11 @@ def test_json_report_carries_id_status_and_evidence(plan: NetworkPlan, tmp_path:
     assert sum(ev.values()) == doc["summary"]["controls"] and ev["declared"] >= 1 and ev["verified"] >= 1
     rows = _rows(doc)
     backup = next(p for p in rows["CP-1"]["evidenceParts"] if p["part"] == "backup")
-    assert backup["evidence"] == "declared" and any("no backups" in d for d in backup["detail"])
-    assert rows["CP-1"]["evidence"] == "declared" and rows["CP-1"]["status"] == "declared"
+    assert backup["evidence"] == "declared" and any("backup" in d for d in backup["detail"])
+    # No restore drill yet: CP-1's testing part has nothing for it, so the control is not covered.
+    drill = next(p for p in rows["CP-1"]["evidenceParts"] if p["part"] == "testing")
+    assert drill["evidence"] == "none" and any("no successful restore drill" in d for d in drill["detail"])
+    assert rows["CP-1"]["evidence"] == "none" and rows["CP-1"]["status"] == "not-covered"
     assert rows["PHI-1"]["evidence"] == "verified" and rows["PHI-1"]["status"] == "pass"
 
 
