@@ -1,9 +1,10 @@
 """A small client for a CometBFT node's JSON RPC (HTTP GET), shared by providers and the audit.
 
-Standard library HTTP (``http.client``) with per-request timeouts over one keep-alive connection per
-client and thread, so the few calls a sweep makes to one node share a TCP connection; transient failures
-are retried with tenacity. Every answer is parsed into a small frozen type here, so callers never dig
-through raw JSON.
+One client over a transport: standard library HTTP(S) (``http.client``) with per-request timeouts over one
+keep-alive connection per client and thread, so the few calls a sweep makes to one node share a TCP
+connection, or another route to the node (the Kubernetes API server, ``hcops.providers.kubernetes.rpc``).
+Transient failures are retried with tenacity. Every answer is parsed into a small frozen type here, so
+callers never dig through raw JSON.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import json
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -89,50 +90,51 @@ class Endpoint(str):
         return obj
 
 
-class RpcClient:
-    """``RpcClient("http://127.0.0.1:26657")``; ``attempts`` > 1 retries connection errors and timeouts.
+class Transport(Protocol):
+    """How a client's GETs reach a node's RPC: ``HttpTransport`` over HTTP(S), or the Kubernetes API server's
+    pod proxy (``hcops.providers.kubernetes.rpc``). Failures to reach the node are ``RpcUnavailable``."""
 
-    ``https://`` URLs are verified with ``ssl_context``: for a network with TLS on, the context built from
-    the network's CA (``hcops.plan.certs.client_context``), so that hcops only talks to nodes holding a
-    certificate of that CA for the name it dials; without one, the system's trust roots."""
+    def get(self, target: str) -> Any:
+        """The decoded JSON answer to ``GET <method>?<query>``."""
+        ...
 
-    def __init__(self, base_url: str, *, timeout: float = 2.0, attempts: int = 3, wait: float = 0.3,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def where(self, target: str) -> str:
+        """How an error names the request (the URL, or the pod)."""
+        ...
+
+    def close(self) -> None:
+        """Drop this thread's open connection, if any."""
+        ...
+
+
+class HttpTransport:
+    """GETs over one keep-alive ``http.client`` connection per thread (http.client is not thread-safe).
+
+    ``https://`` URLs are verified with ``ssl_context`` (None: the system's trust roots). ``connect`` makes the
+    connection instead, for a route of its own (TLS through a Kubernetes port-forward)."""
+
+    def __init__(self, base_url: str, *, timeout: float, ssl_context: ssl.SSLContext | None = None,
+                 connect: Callable[[], http.client.HTTPConnection] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.attempts = max(1, attempts)
-        self.wait = wait
-        self.ssl_context = ssl_context if ssl_context is not None else getattr(base_url, "ssl_context", None)
-        self._local = threading.local()  # this thread's open connection (http.client is not thread-safe)
+        self.ssl_context = ssl_context
+        self._connect = connect
+        self._local = threading.local()
 
-    def __repr__(self) -> str:
-        return f"RpcClient({self.base_url!r})"
+    def where(self, target: str) -> str:
+        return f"{self.base_url}/{target}"
 
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """One RPC method's ``result`` object."""
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        url = f"{self.base_url}/{method}" + (f"?{query}" if query else "")
-        fetch = retry(stop=stop_after_attempt(self.attempts), wait=wait_fixed(self.wait),
-                      retry=retry_if_exception_type(RpcUnavailable), reraise=True)(self._fetch)
-        result: dict[str, Any] = fetch(url)
-        return result
-
-    def _fetch(self, url: str) -> dict[str, Any]:
-        status, body = self._get(url)
+    def get(self, target: str) -> Any:
+        url = self.where(target)
+        status, body = self._exchange(url)
         if status >= 400:
-            raise RpcUnavailable(f"{url}: {_rpc_error(body) or f'HTTP {status}'}")
+            raise RpcUnavailable(f"{url}: {_rpc_error(_json(body)) or f'HTTP {status}'}")
         try:
-            doc = json.loads(body)
+            return json.loads(body)
         except ValueError:
             raise RpcUnavailable(f"{url}: reply is not JSON") from None
-        if not isinstance(doc, dict) or "result" not in doc:
-            raise RpcUnavailable(f"{url}: {_rpc_error(body) or 'reply has no result'}")
-        result = doc["result"]
-        if not isinstance(result, dict):
-            raise RpcUnavailable(f"{url}: result is not an object")
-        return result
 
-    def _get(self, url: str) -> tuple[int, bytes]:
+    def _exchange(self, url: str) -> tuple[int, bytes]:
         """(HTTP status, body) over this thread's keep-alive connection; a connection the node closed while
         idle is reopened once, any other failure is ``RpcUnavailable``."""
         parts = urllib.parse.urlsplit(url)
@@ -162,17 +164,62 @@ class RpcClient:
         raise RpcUnavailable(f"{url}: connection closed")  # pragma: no cover (the loop returns or raises)
 
     def _connection(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        if self._connect is not None:
+            return self._connect()
         host = parts.hostname or "127.0.0.1"
         if parts.scheme == "https":
             return http.client.HTTPSConnection(host, parts.port, timeout=self.timeout, context=self.ssl_context)
         return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
 
     def close(self) -> None:
-        """Close this thread's connection (the next call opens a new one)."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             conn.close()
+
+
+class RpcClient:
+    """``RpcClient("http://127.0.0.1:26657")``; ``attempts`` > 1 retries connection errors and timeouts.
+
+    ``https://`` URLs are verified with ``ssl_context``: for a network with TLS on, the context built from
+    the network's CA (``hcops.plan.certs.client_context``), so that hcops only talks to nodes holding a
+    certificate of that CA for the name it dials; without one, the system's trust roots. ``transport`` replaces
+    the HTTP(S) one (``base_url`` then only names the node in messages)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 2.0, attempts: int = 3, wait: float = 0.3,
+                 ssl_context: ssl.SSLContext | None = None, transport: Transport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.wait = wait
+        self.ssl_context = ssl_context if ssl_context is not None else getattr(base_url, "ssl_context", None)
+        self.transport: Transport = transport or HttpTransport(self.base_url, timeout=timeout,
+                                                               ssl_context=self.ssl_context)
+
+    def __repr__(self) -> str:
+        return f"RpcClient({self.base_url!r})"
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """One RPC method's ``result`` object."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        fetch = retry(stop=stop_after_attempt(self.attempts), wait=wait_fixed(self.wait),
+                      retry=retry_if_exception_type(RpcUnavailable), reraise=True)(self._result)
+        result: dict[str, Any] = fetch(method + (f"?{query}" if query else ""))
+        return result
+
+    def _result(self, target: str) -> dict[str, Any]:
+        doc = self.transport.get(target)
+        result = doc.get("result") if isinstance(doc, dict) else None
+        if isinstance(result, dict):
+            return result
+        where = self.transport.where(target)
+        if isinstance(doc, dict) and "result" in doc:
+            raise RpcUnavailable(f"{where}: result is not an object")
+        raise RpcUnavailable(f"{where}: {_rpc_error(doc) or 'reply has no result'}")
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens a new one)."""
+        self.transport.close()
 
     def status(self) -> ChainStatus:
         r = self.call("status")
@@ -291,11 +338,14 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _rpc_error(body: bytes) -> str:
+def _json(body: bytes) -> Any:
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except ValueError:
-        return ""
+        return None
+
+
+def _rpc_error(doc: Any) -> str:
     err = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(err, dict):
         return " ".join(str(err.get(k, "")) for k in ("message", "data")).strip()

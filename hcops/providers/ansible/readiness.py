@@ -1,48 +1,44 @@
 """Readiness on hosts: the same rule as every provider (``min_blocks`` commits signed by every validator; a
-restarted node caught up and, for a validator, signing again), through the Docker provider's ``Waiter``
-over the SSH tunnels to each node's RPC.
+restarted node caught up and, for a validator, signing again), through ``hcops.providers.readiness``'s
+``Waiter`` over the SSH tunnels to each node's RPC.
 
-The Waiter watches a container per node for crashes; a host has a systemd unit instead, which restarts a
-crashed node itself (``Restart=on-failure``), so the stand-in below never reports one: a node that cannot
-start is found by the chain checks, and at the deadline its journal becomes the hint."""
+The Waiter watches a handle per node for crashes; a host has a systemd unit, which restarts a crashed node
+itself (``Restart=on-failure``), so ``UnitHandle`` never reports one: a node that cannot start is found by
+the chain checks, and at the deadline its journal becomes the hint."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any, cast
 
 from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter
 from hcops.providers.ansible.tunnels import Tunnels, remote_output
 from hcops.providers.ansible.workspace import Workspace
 from hcops.providers.base import ApplyOptions
-from hcops.providers.docker.readiness import LOG_LINES, Target, Waiter
+from hcops.providers.readiness import LOG_LINES, Target, Waiter, log_hint
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 from hcops.render.ansible import unit_name
 
-if TYPE_CHECKING:
-    from docker.models.containers import Container
-
 RPC_TIMEOUT = 4.0
-REJOIN_BLOCKS = 2  # blocks a restarted validator must sign before the next node is touched
 
 
 class UnitHandle:
-    """What the Waiter asks of a container (name, attrs, reload, logs), for a node's unit on its host."""
+    """``NodeHandle`` of a node's systemd unit on its host."""
 
     def __init__(self, ws: Workspace, node: str) -> None:
         self.ws = ws
         self.node = node
         self.unit = f"{unit_name(ws.plan)}.service"
         self.name = f"{self.unit} on {node}"
-        self.attrs: dict[str, Any] = {"State": {"Status": "running"}, "RestartCount": 0}
 
-    def reload(self) -> None:
-        """Nothing to refresh: see the module's docstring."""
+    def check(self, node: str) -> None:
+        """Nothing to see: see the module's docstring."""
 
-    def logs(self, tail: int = LOG_LINES, stdout: bool = True, stderr: bool = True) -> bytes:
-        text = remote_output(self.ws, self.node, ["journalctl", "-u", self.unit, "-n", str(tail), "--no-pager",
-                                                  "-o", "short-iso"])
-        return text.encode()
+    def running(self) -> bool:
+        return True
+
+    def log_hint(self) -> str | None:
+        tail = remote_output(self.ws, self.node, ["journalctl", "-u", self.unit, "-n", str(LOG_LINES),
+                                                  "--no-pager", "-o", "short-iso"])
+        return log_hint(self.name, tail.rstrip(), f"see `journalctl -u {self.unit}` on {self.node}")
 
 
 def targets(ws: Workspace, tunnels: Tunnels, names: set[str] | None = None) -> list[Target]:
@@ -52,8 +48,8 @@ def targets(ws: Workspace, tunnels: Tunnels, names: set[str] | None = None) -> l
         if url is None or (names is not None and n.name not in names):
             continue
         rpc = RpcClient(url, timeout=RPC_TIMEOUT, attempts=1)
-        handle = cast("Container", UnitHandle(ws, n.name))  # duck-typed: see UnitHandle
-        out.append(Target(n.name, rpc, handle, n.keys.validator_address if n.node.is_validator else None))
+        address = n.keys.validator_address if n.node.is_validator else None
+        out.append(Target(n.name, rpc, UnitHandle(ws, n.name), address))
     return out
 
 
@@ -79,10 +75,7 @@ def wait_network(ws: Workspace, tunnels: Tunnels, reporter: Reporter, options: A
     waiter = Waiter(targets(ws, tunnels), reporter, options.timeout)
     waiter.running()
     since = max(1, height(tunnels, ws.plan) or 0)  # a chain kept from an earlier apply counts from now
-    latest = waiter.signed_blocks(validators(ws.plan), options.min_blocks, since=since)
-    for t in waiter.targets:
-        if not t.is_validator:
-            waiter.synced(t, min_height=max(1, latest - 2))
+    waiter.network(validators(ws.plan), options.min_blocks, since=since)
 
 
 def wait_rejoined(ws: Workspace, tunnels: Tunnels, node: str, reporter: Reporter, options: ApplyOptions, *,
@@ -90,9 +83,5 @@ def wait_rejoined(ws: Workspace, tunnels: Tunnels, node: str, reporter: Reporter
     """A restarted node has caught up and, for a validator, signs again."""
     waiter = Waiter(targets(ws, tunnels, {node}), reporter, options.timeout)
     waiter.running()
-    target = waiter.targets[0]
     ref = max(min_height or 0, height(tunnels, ws.plan, exclude=node) or 0)
-    reached = waiter.synced(target, min_height=max(1, ref - 1))
-    if target.is_validator:
-        waiter.signed_blocks(validators(ws.plan), REJOIN_BLOCKS, since=reached + 1, required=[node],
-                             task=f"blocks signed by {node}")
+    waiter.rejoined(waiter.targets[0], ref, validators(ws.plan))

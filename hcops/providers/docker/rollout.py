@@ -21,13 +21,13 @@ from hcops.progress import Reporter
 from hcops.providers.base import ApplyOptions
 from hcops.providers.docker.containers import DesiredContainer
 from hcops.providers.docker.inventory import RUNNING, Inventory
-from hcops.providers.docker.readiness import Target, Waiter
+from hcops.providers.docker.readiness import ContainerHandle
 from hcops.providers.quorum import QuorumView, read_view, refuse
+from hcops.providers.readiness import Target, Waiter
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 from hcops.providers.validators import ValidatorChanger, updater_for
 
 RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
-REJOIN_BLOCKS = 2  # blocks a replaced validator must sign before the next node is touched
 
 
 def running(c: Container | None) -> bool:
@@ -77,7 +77,8 @@ class Rollout:
             c = self.inv.container(n.name)
             if c is None or (names is not None and n.name not in names):
                 continue
-            out.append(Target(n.name, self.rpc(n), c, n.keys.validator_address if n.node.is_validator else None))
+            out.append(Target(n.name, self.rpc(n), ContainerHandle(c),
+                              n.keys.validator_address if n.node.is_validator else None))
         return out
 
     def validators(self) -> dict[str, str]:
@@ -93,21 +94,13 @@ class Rollout:
         waiter.running()
         # Blocks from now on: volumes kept from an earlier run may already hold a chain.
         since = max(since, self.height() or 0)
-        latest = waiter.signed_blocks(self.validators(), self.options.min_blocks, since=since)
-        for t in waiter.targets:
-            if not t.is_validator or t.name not in self.validators():
-                waiter.synced(t, min_height=max(1, latest - 2))
+        waiter.network(self.validators(), self.options.min_blocks, since=since)
 
     def wait_rejoined(self, n: NodePlan, min_height: int | None = None) -> int:
         waiter = Waiter(self.targets({n.name}), self.reporter, self.options.timeout)
         waiter.running()
-        target = waiter.targets[0]
         ref = max(min_height or 0, self.height(exclude=n.name) or 0)
-        height = waiter.synced(target, min_height=max(1, ref - 1))
-        if n.name in self.validators():
-            waiter.signed_blocks(self.validators(), REJOIN_BLOCKS, since=height + 1, required=[n.name],
-                                 task=f"blocks signed by {n.name}")
-        return height
+        return waiter.rejoined(waiter.targets[0], ref, self.validators())
 
     # ------------------------------------------------------------------ quorum
     def ensure_quorum(self, doing: str, stopping: Collection[str] = (),

@@ -1,22 +1,20 @@
-"""Waiting for a network's pods to be ready and its validators to sign, with the same rule as Docker
-(``min_blocks`` committed blocks carrying every validator's signature); and, when the cluster cannot run
-the pods in time (no nodes, unschedulable, image not found, crash loop), failing with the pods' state
-and the events that say why."""
+"""Waiting for a network's pods to be ready and its validators to sign, with the rule every provider uses
+(``hcops.providers.readiness``: ``min_blocks`` committed blocks carrying every validator's signature); and,
+when the cluster cannot run the pods in time (no nodes, unschedulable, image not found, crash loop), failing
+with the pods' state and the events that say why."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from hcops.errors import ExitCode, HcopsError
 from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter
 from hcops.providers.kubernetes.api import KubeApi, Obj
 from hcops.providers.kubernetes.objects import Desired, selector_string
 from hcops.providers.kubernetes.rpc import ProxiedRpc, pod_tls
-from hcops.providers.rpc import RpcUnavailable
+from hcops.providers.readiness import Deadline, NotReady, Progress, Source, signed_blocks
 
 POLL = 1.0
 EVENTS_PER_OBJECT = 4
@@ -32,12 +30,6 @@ FATAL_WAITING = frozenset(
         "RunContainerError",
     }
 )
-
-
-class NotReady(HcopsError):
-    """The network did not become ready in time, or a pod failed while we waited. Exit 1."""
-
-    exit_code = ExitCode.CHECK_FAILED
 
 
 @dataclass(frozen=True)
@@ -153,13 +145,16 @@ class Waiter:
     ) -> None:
         self.api, self.plan, self.want, self.reporter = api, plan, want, reporter
         self.timeout = timeout
-        self.clock, self.sleep = clock, sleep
-        self.deadline = clock() + timeout
+        self.deadline = Deadline(timeout, clock, sleep)
 
     def pods_ready(self) -> dict[str, PodState]:
         total = len(self.want.nodes)
-        while True:
+        last: dict[str, PodState] = {}
+
+        def attempt() -> dict[str, PodState] | None:
             states = read_pods(self.api, self.want)
+            last.clear()
+            last.update(states)
             ready = sum(1 for s in states.values() if s.ready)
             self.reporter.update("pods ready", ready, total)
             if ready == total:
@@ -171,55 +166,34 @@ class Waiter:
                     f"{'; '.join(s.describe() for s in fatal)}",
                     hint=diagnose(self.api, self.want, states),
                 )
-            if self.clock() > self.deadline:
-                raise NotReady(
-                    f"timed out after {self.timeout:g} s waiting for pods to be ready "
-                    f"({ready}/{total} ready)",
-                    hint="why, from the cluster:\n"
-                    + diagnose(self.api, self.want, states)
-                    + "\nto apply the objects only, set provider.kubernetes.waitForReady: false",
-                )
-            self.sleep(POLL)
+            return None
+
+        def timed_out() -> NotReady:
+            return NotReady(
+                f"timed out after {self.timeout:g} s waiting for pods to be ready "
+                f"({sum(1 for s in last.values() if s.ready)}/{total} ready)",
+                hint="why, from the cluster:\n"
+                + diagnose(self.api, self.want, last)
+                + "\nto apply the objects only, set provider.kubernetes.waitForReady: false",
+            )
+
+        return self.deadline.poll(attempt, POLL, timed_out)
 
     def signed_blocks(self, states: Mapping[str, PodState], min_blocks: int) -> int:
-        """Wait until ``min_blocks`` commits carry every validator's signature; the latest height."""
+        """Wait until ``min_blocks`` commits carry every validator's signature, read through the API server
+        from the first pod that answers, validators first; the latest height."""
         validators = {n.name: n.keys.validator_address for n in self.plan.nodes if n.node.is_validator}
         ns = self.want.namespace
         rpcs = {n: ProxiedRpc(self.api, ns, s.name, tls=pod_tls(self.plan, n, ns)) for n, s in states.items()
                 if s.name}
-        need = set(validators.values())
-        counted: set[int] = set()
-        next_h = 1
-        last: Any = "no answer"
-        while True:
-            for node in sorted(rpcs, key=lambda n: n not in validators):
-                rpc = rpcs[node]
-                try:
-                    latest = rpc.status().height
-                    for h in range(next_h, latest + 1):
-                        commit = rpc.commit(h)
-                        if commit.signers >= need:
-                            counted.add(h)
-                        else:
-                            last = f"height {h}: no signature of " + ", ".join(
-                                sorted(n for n, a in validators.items() if a not in commit.signers)
-                            )
-                        next_h = h + 1 if h < latest else h
-                except RpcUnavailable as exc:
-                    last = str(exc)
-                    continue
-                self.reporter.update(
-                    "blocks signed by every validator",
-                    min(len(counted), min_blocks),
-                    min_blocks,
-                    f"height {latest}",
-                )
-                break
-            if len(counted) >= min_blocks:
-                return max(counted)
-            if self.clock() > self.deadline:
-                raise NotReady(
-                    f"timed out after {self.timeout:g} s waiting for {min_blocks} blocks signed by "
-                    f"every validator ({len(counted)} so far; last: {last})"
-                )
-            self.sleep(POLL / 2)
+        sources = [Source(rpcs[n]) for n in sorted(rpcs, key=lambda n: n not in validators)]
+        progress = Progress()
+
+        def timed_out() -> NotReady:
+            return NotReady(
+                f"timed out after {self.timeout:g} s waiting for {min_blocks} blocks signed by "
+                f"every validator ({progress.signed} so far; last: {progress.last})"
+            )
+
+        return signed_blocks(lambda: sources, validators, min_blocks, deadline=self.deadline,
+                             reporter=self.reporter, timed_out=timed_out, progress=progress, interval=POLL / 2)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from hcops.plan import certs, cometbft
 from hcops.plan.desired import NetworkPlan
 from hcops.providers import tls as tls_probe
 from hcops.providers.kubernetes.api import ApiError, KubeApi
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.rpc import HttpTransport, RpcClient, RpcUnavailable, Transport
 
 
 def proxy_path(namespace: str, pod: str, port: int = cometbft.RPC_PORT) -> str:
@@ -93,42 +92,59 @@ class _ForwardedConnection(http.client.HTTPConnection):
             self._forward = None
 
 
+class ProxyTransport:
+    """GETs through the API server's pod proxy: for a node without TLS only (see the module's docstring)."""
+
+    def __init__(self, api: KubeApi, namespace: str, pod: str, *, timeout: float) -> None:
+        self.api = api
+        self.pod = pod
+        self.path = proxy_path(namespace, pod)
+        self.timeout = timeout
+
+    def where(self, target: str) -> str:
+        return self.pod
+
+    def get(self, target: str) -> Any:
+        try:
+            return self.api.request("GET", f"{self.path}/{target}", timeout=self.timeout)
+        except (ApiError, EnvironmentProblem) as exc:
+            raise RpcUnavailable(f"{self.pod}: {exc.message}") from None
+
+    def close(self) -> None:
+        """Nothing held open: each GET is one request of the API client."""
+
+
+def forwarded_transport(base: str, api: KubeApi, namespace: str, pod: str, tls: PodTls,
+                        timeout: float) -> HttpTransport:
+    """HTTPS to the pod through a port-forward, verified against the network CA for the pod's DNS name."""
+
+    def connect() -> http.client.HTTPConnection:
+        return _ForwardedConnection(lambda: forward(api, namespace, pod, timeout=timeout), tls, timeout)
+
+    return HttpTransport(base, timeout=timeout, ssl_context=tls.context, connect=connect)
+
+
 class ProxiedRpc(RpcClient):
-    """``RpcClient`` whose requests go through the API server (same parsing, same retries)."""
+    """``RpcClient`` whose requests go through the API server (same parsing, same retries): its pod proxy, or
+    with TLS a port-forward."""
 
     def __init__(
         self, api: KubeApi, namespace: str, pod: str, *, timeout: float = 3.0, attempts: int = 1,
         tls: PodTls | None = None,
     ) -> None:
-        # With TLS the node's own URL (what its certificate names); without, the API server's proxy.
-        base = f"https://{tls.server_name}:{cometbft.RPC_PORT}" if tls else \
-            api.server.rstrip("/") + proxy_path(namespace, pod)
-        super().__init__(base, timeout=timeout, attempts=attempts, ssl_context=tls.context if tls else None)
+        transport: Transport
+        if tls is None:
+            base = api.server.rstrip("/") + proxy_path(namespace, pod)
+            transport = ProxyTransport(api, namespace, pod, timeout=timeout)
+        else:  # the node's own URL: what its certificate names
+            base = f"https://{tls.server_name}:{cometbft.RPC_PORT}"
+            transport = forwarded_transport(base, api, namespace, pod, tls, timeout)
+        super().__init__(base, timeout=timeout, attempts=attempts, ssl_context=tls.context if tls else None,
+                         transport=transport)
         self.api = api
         self.namespace = namespace
         self.pod = pod
         self.tls = tls
-
-    def _connection(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
-        if self.tls is None:  # pragma: no cover - the proxy path never opens its own connection
-            return super()._connection(parts)
-        return _ForwardedConnection(lambda: forward(self.api, self.namespace, self.pod, timeout=self.timeout),
-                                    self.tls, self.timeout)
-
-    def _fetch(self, url: str) -> dict[str, Any]:
-        if self.tls is not None:
-            return super()._fetch(url)
-        path = url[len(self.api.server.rstrip("/")) :]
-        try:
-            doc = self.api.request("GET", path, timeout=self.timeout)
-        except ApiError as exc:
-            raise RpcUnavailable(f"{self.pod}: {exc.message}") from None
-        except EnvironmentProblem as exc:
-            raise RpcUnavailable(f"{self.pod}: {exc.message}") from None
-        result = doc.get("result") if isinstance(doc, dict) else None
-        if not isinstance(result, dict):
-            raise RpcUnavailable(f"{self.pod}: reply has no result")
-        return result
 
 
 def plaintext_get(api: KubeApi, namespace: str, pod: str, timeout: float = 3.0) -> tls_probe.Plaintext:
