@@ -1,5 +1,7 @@
 """Benchmark: the ansible provider on real hosts. `hcops apply` onto N fresh hosts until the first committed
 block, until apply returns (3 blocks signed by every validator), and a no-op re-apply, for 4 and 8 hosts.
+The anchor, on the same hosts and inventory in the same run: `ansible all -m ping` through ansible-runner
+with hcops' own connection settings, the floor of any Ansible-driven re-apply (one SSH round per host).
 
 The hosts are those of the tests (tests/integration/hosts.py: Debian bookworm containers with systemd and
 sshd, `scripts/bootstrap testhost`), one validator each, reached over SSH; hcops copies the CometBFT binary
@@ -19,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,6 +84,7 @@ class Result:
     applied: float
     noop: float
     noop_runs: list[float]
+    ping: float
 
 
 def first_block(urls: list[str], started: float, stop: threading.Event) -> float | None:
@@ -95,6 +99,23 @@ def first_block(urls: list[str], started: float, stop: threading.Event) -> float
                 pass
         time.sleep(0.2)
     return None
+
+
+def ansible_ping(plan: Any) -> float:
+    """Median of 3 `ping` runs over every host, as hcops connects (ControlPersist: the first warms it)."""
+    import ansible_runner
+
+    ws = Workspace(plan, None).prepare()
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = ansible_runner.run(private_data_dir=str(ws.root), inventory=str(ws.inventory), host_pattern="all",
+                               module="ansible.builtin.ping", envvars=ws.envvars(len(plan.nodes)), quiet=True,
+                               artifact_dir=str(ws.artifacts), rotate_artifacts=1)
+        times.append(time.monotonic() - t0)
+        if r.status != "successful":
+            raise SystemExit(f"ansible ping failed: {r.status}")
+    return sorted(times)[1]
 
 
 def hcops(args: list[str], cwd: Path, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
@@ -132,9 +153,10 @@ def run_size(size: int, block_interval: str, noops: int) -> Result:
                 runs.append(time.monotonic() - t0)
                 if again.returncode != 0 or "no changes" not in again.stderr:
                     raise SystemExit(f"the re-apply was not a no-op:\n{again.stderr}")
+            ping = ansible_ping(build_plan(load_spec(spec), root / "state", keys=KeyMode.existing))
             hcops(["destroy", *args, "--prune-volumes"], root)
         block = seen[0] if seen and seen[0] is not None else float("nan")
-        return Result(size, block, applied, sorted(runs)[len(runs) // 2], runs)
+        return Result(size, block, applied, sorted(runs)[len(runs) // 2], runs, ping)
     finally:
         cluster.remove()
 
@@ -147,11 +169,12 @@ def main() -> None:
     opts = ap.parse_args()
     results = [run_size(n, opts.block_interval, opts.noop_repeat) for n in opts.sizes]
     table = Table(title="ansible provider: apply onto fresh hosts (seconds)")
-    for col in ("hosts", "first block", "apply until 3 signed", "no-op re-apply (median)", "no-op runs"):
+    for col in ("hosts", "first block", "apply until 3 signed", "no-op re-apply (median)", "no-op runs",
+                "anchor: ansible ping (median)", "no-op / ping"):
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(str(r.hosts), f"{r.first_block:.1f}", f"{r.applied:.1f}", f"{r.noop:.1f}",
-                      " ".join(f"{x:.1f}" for x in r.noop_runs))
+                      " ".join(f"{x:.1f}" for x in r.noop_runs), f"{r.ping:.1f}", f"{r.noop / r.ping:.1f}")
     console.print(table)
     load = os.getloadavg()
     console.print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} ({os.cpu_count()} cores)")

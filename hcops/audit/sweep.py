@@ -17,9 +17,11 @@ from hcops.audit.chain import GENESIS, Break, Record, verify_segment
 from hcops.audit.evaluate import Locate, RuntimePack, evaluate, with_findings
 from hcops.audit.facts import Previous, build_facts, nodes_summary, summary
 from hcops.audit.incidents import Changes, Tracker
-from hcops.audit.log import AuditLog, now_text
+from hcops.audit.log import AuditLog
 from hcops.audit.phi import Detectors
 from hcops.backup.evidence import backup_facts
+from hcops.clock import Clock, now_text, stamp
+from hcops.clock import now as clock_now
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines.base import Engine
 from hcops.policy.findings import Finding
@@ -34,7 +36,7 @@ VERIFY_WINDOW = 2000  # older records re-verified before each sweep
 
 
 def new_sweep_id(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    return stamp(now) + "-" + secrets.token_hex(2)
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -92,7 +94,7 @@ class Auditor:
     pack: RuntimePack
     locate: Locate
     settings: AuditSettings = field(default_factory=AuditSettings)
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    clock: Clock = clock_now
     chain_reader: ChainReader | None = None  # RPC clients to read blocks from; default: the best nodes
     tracker: Tracker = field(init=False)
     _verified: tuple[int, str] | None = field(init=False, default=None)
@@ -301,22 +303,17 @@ class Auditor:
         key = anchoring.anchor_key(self.plan.name, head.seq)
         body: dict[str, Any] = {"seq": head.seq, "hash": head.hash, "key": key, "ok": False}
         errors = []
-        for n in obs.nodes:
-            if not n.rpc_address or n.state != "running":
-                continue
+        # The same clients the chain scan reads with: HTTPS verified against the network CA when TLS is on,
+        # the API server's pod proxy on Kubernetes.
+        reader = self.chain_reader or (lambda o: chainscan.clients(self.provider, self.plan, o, len(o.nodes)))
+        for n, rpc in reader(obs):
             try:
-                body.update(
-                    anchoring.broadcast(
-                        RpcClient(f"http://{n.rpc_address}", timeout=10.0, attempts=1), key, head.hash
-                    ),
-                    ok=True,
-                    node=n.name,
-                )
+                body.update(anchoring.broadcast(rpc, key, head.hash), ok=True, node=n.name)
                 break
             except RpcUnavailable as exc:
                 errors.append(f"{n.name}: {exc}")
         if not body["ok"]:
-            body["error"] = "; ".join(errors) or "no running node"
+            body["error"] = "; ".join(errors) or "no node answered over RPC"
             warnings.append(f"could not anchor the audit head on chain: {body['error']}")
         self.log.append("anchor", body)
         return body

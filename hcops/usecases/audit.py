@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hcops.audit import attestations as attesting
+from hcops.audit import chainscan
 from hcops.audit.anchor import AnchorCheck, verify_anchored
 from hcops.audit.chain import Verification
 from hcops.audit.evaluate import load_runtime_pack
@@ -26,7 +27,8 @@ from hcops.policy import formats
 from hcops.policy.engines import make_engine
 from hcops.policy.waivers import load_waivers
 from hcops.providers.base import Provider
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.rpc import RpcUnavailable
+from hcops.settings import Settings, resolve
 from hcops.usecases.deploy import load_plan, provider_for
 
 SEVERITIES = ("high", "medium", "low")
@@ -43,18 +45,19 @@ class AuditOptions:
     engine: str = "auto"  # hcops.policy.engines.ENGINES
     attestations: Path | None = None  # default: attestations.yaml next to the spec, when present
     mrn_pattern: str | None = None  # medical record number format for the transaction scan
+    settings: Settings | None = None  # the CLI's; None: the environment's
 
 
 def log_path(plan: NetworkPlan, options: AuditOptions) -> Path:
-    return options.audit_db or default_path(plan.name, options.state_dir)
+    return options.audit_db or default_path(plan.name, options.state_dir, plan.settings)
 
 
 def make_auditor(spec_file: Path, options: AuditOptions, *, provider: Provider | None = None) -> Auditor:
     if options.fail_on not in SEVERITIES:
         raise InvalidInput(f"--fail-on must be one of {', '.join(SEVERITIES)}")
-    plan = load_plan(spec_file, options.environment, options.state_dir)
+    plan = load_plan(spec_file, options.environment, options.state_dir, settings=resolve(options.settings))
     spec_audit = plan.consortium.spec.audit
-    settings = AuditSettings(
+    sweep_settings = AuditSettings(
         environment=options.environment,
         fail_on=options.fail_on,
         waivers=tuple(load_waivers(options.waivers)) if options.waivers else (),
@@ -67,10 +70,10 @@ def make_auditor(spec_file: Path, options: AuditOptions, *, provider: Provider |
         plan=plan,
         provider=provider_for(plan, provider),
         log=AuditLog(log_path(plan, options)),
-        engine=make_engine(options.opa_url, engine=options.engine),
-        pack=load_runtime_pack(),
+        engine=make_engine(options.opa_url, engine=options.engine, settings=plan.settings),
+        pack=load_runtime_pack(settings=plan.settings),
         locate=plan.loaded.locate,
-        settings=settings,
+        settings=sweep_settings,
     )
 
 
@@ -178,7 +181,8 @@ class VerifyOutcome:
 
 
 def verify(spec_file: Path | None, options: AuditOptions, *, anchored: bool = False) -> VerifyOutcome:
-    plan = load_plan(spec_file, options.environment, options.state_dir) if spec_file else None
+    settings = resolve(options.settings)
+    plan = load_plan(spec_file, options.environment, options.state_dir, settings=settings) if spec_file else None
     if plan is None and options.audit_db is None:
         raise InvalidInput("name the audit log: -f SPEC (its network's log) or --audit-db PATH")
     if anchored and plan is None:
@@ -188,10 +192,11 @@ def verify(spec_file: Path | None, options: AuditOptions, *, anchored: bool = Fa
         result = log.verify()
         anchors = None
         if anchored and plan is not None:
-            rpcs = [
-                (n.name, RpcClient(f"http://127.0.0.1:{n.rpc_host_port}", timeout=5.0, attempts=1))
-                for n in plan.nodes
-            ]
+            # Reached as the sweeps reach them: HTTPS verified against the network CA when TLS is on, the
+            # API server's pod proxy on Kubernetes, SSH tunnels to hosts.
+            prov = provider_for(plan)
+            obs = prov.observe(plan)
+            rpcs = [(node.name, rpc) for node, rpc in chainscan.clients(prov, plan, obs, len(obs.nodes))]
             try:
                 anchors = verify_anchored(log, plan.name, rpcs)
             except RpcUnavailable as exc:
