@@ -18,13 +18,14 @@ from hcops.policy.metadata import RuleMeta, rules_by_id
 from hcops.policy.seal import PackManifest, load_manifest, seal
 from hcops.policy.sources import RUNTIME_DIR, PolicyFile, builtin_policy_dir, modules_of
 from hcops.policy.waivers import WAIVER_UNUSED, Waiver, apply_waivers
+from hcops.settings import Settings
 
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 Locate = Callable[[str], Location | None]
 
 
-def runtime_policy_dir() -> Path:
-    return builtin_policy_dir() / RUNTIME_DIR
+def runtime_policy_dir(settings: Settings | None = None) -> Path:
+    return builtin_policy_dir(settings) / RUNTIME_DIR
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class RuntimePack:
         return modules_of(self.files)
 
 
-def load_runtime_pack(directory: Path | None = None) -> RuntimePack:
-    root = directory or runtime_policy_dir()
+def load_runtime_pack(directory: Path | None = None, settings: Settings | None = None) -> RuntimePack:
+    root = directory or runtime_policy_dir(settings)
     if not root.is_dir():
         raise InvalidInput(f"runtime policy directory not found: {root}")
     files, metas = load_policy_set(builtin_dir=root)

@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hcops import clock
 from hcops.audit.chain import GENESIS, Record, Verification, canonical, record_hash, verify_records
 from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.fsutil import make_dirs
 from hcops.plan.state import network_dir
+from hcops.settings import Settings, resolve
 
-DB_ENV = "HCOPS_AUDIT_DB"
 KINDS = ("sweep", "incident", "gate_run", "gate_skipped", "anchor", "checkpoint", "ansible_run", "backup", "restore",
          "drill")
 
@@ -66,24 +67,12 @@ SELECT seq, time, json_extract(body, '$.seq') AS anchored_seq, json_extract(body
 """
 
 
-def now_text(now: dt.datetime | None = None) -> str:
-    t = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: object) -> dt.datetime | None:
-    """A record's time, or None when it is not one (the audit database is user-writable: a tampered time
-    must give a finding, not a crash). A time without a zone is UTC, as hcops writes them."""
-    try:
-        t = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-def default_path(network: str, state_override: Path | None = None) -> Path:
-    env = os.environ.get(DB_ENV)
-    return Path(env) if env else network_dir(network, state_override) / "audit.db"
+def default_path(network: str, state_override: Path | None = None, settings: Settings | None = None) -> Path:
+    """``HCOPS_AUDIT_DB``, else ``audit.db`` in the network's state folder."""
+    settings = resolve(settings)
+    if settings.audit_db is not None:
+        return settings.audit_db
+    return network_dir(network, state_override, settings) / "audit.db"
 
 
 class AuditLog:
@@ -144,7 +133,7 @@ class AuditLog:
                 if kind not in KINDS:
                     raise ValueError(f"unknown record kind {kind!r}")
                 seq += 1
-                time = now_text(now)
+                time = clock.now_text(now)
                 plain: dict[str, Any] = json.loads(canonical(body))
                 digest = record_hash(seq, kind, time, plain, prev)
                 db.execute(
@@ -202,7 +191,7 @@ class AuditLog:
 
     def daily(self, days: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Sweeps per UTC day over the last ``days``: count, failed, peak open findings by severity."""
-        since = now_text((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days))
+        since = clock.now_text((now or clock.now()) - dt.timedelta(days=days))
         rows = self._db.execute(
             "SELECT substr(time, 1, 10) AS day, COUNT(*), SUM(json_extract(body, '$.passed') = 0),"
             " MAX(COALESCE(json_extract(body, '$.summary.bySeverity.high'), 0)),"
@@ -230,7 +219,7 @@ class AuditLog:
     def prune(self, retention_days: int, now: dt.datetime | None = None) -> int:
         """Delete records older than the retention; a checkpoint record keeps the chain verifiable.
         Returns the number of records deleted."""
-        cutoff = now_text((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days))
+        cutoff = clock.now_text((now or clock.now()) - dt.timedelta(days=retention_days))
         with self._transaction() as db:
             row = db.execute(
                 "SELECT MAX(seq) FROM records WHERE time < ? AND kind != 'checkpoint'", (cutoff,)
@@ -253,7 +242,7 @@ class AuditLog:
                 "pruned": int(count),
                 "prunedTotal": int(before.get("prunedTotal", 0)) + int(count),
             }
-            time = now_text(now)
+            time = clock.now_text(now)
             digest = record_hash(seq + 1, "checkpoint", time, body, prev)
             db.execute(
                 "INSERT INTO records (seq, kind, time, body, prev_hash, hash) VALUES (?,?,?,?,?,?)",
@@ -281,8 +270,10 @@ def record_gate_run(
     spec_hash: str | None = None,
     skipped_reason: str | None = None,
     pack: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> Record:
-    """For the gate and ``apply``: record one gate run, or (``skipped_reason``) a ``--skip-gate``."""
+    """For the gate and ``apply``: record one gate run, or (``skipped_reason``) a ``--skip-gate`` by the user
+    ``settings`` names."""
     body: dict[str, Any] = {
         "network": network,
         "environment": environment,
@@ -299,6 +290,6 @@ def record_gate_run(
     if skipped_reason is not None:
         kind = "gate_skipped"
         body["reason"] = skipped_reason
-        body["user"] = os.environ.get("USER") or os.environ.get("LOGNAME") or ""
+        body["user"] = resolve(settings).user
     with AuditLog(path) as log:
         return log.append(kind, body)

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from hcops.clock import today
+
 SSN = "ssn"
 PHONE = "phone"
 EMAIL = "email"
@@ -91,7 +93,7 @@ _POINTER = re.compile(r"(?:" + _HEX64 + "|" + _UUID + r")|(?i:urn:uuid:)" + _UUI
 
 
 def _valid_date(y: int, m: int, d: int) -> bool:
-    if not 1850 <= y <= dt.date.today().year + 1:  # a year no one alive was born in is not a birth date
+    if not 1850 <= y <= today().year + 1:  # a year no one alive was born in is not a birth date
         return False
     try:
         dt.date(y, m, d)

@@ -18,7 +18,9 @@ from hcops.audit.attestations import ATTESTATION_EXPIRED, Attestations
 from hcops.audit.chain import Verification
 from hcops.audit.evaluate import SEVERITY_RANK
 from hcops.audit.evidence import EVIDENCE_CLASSES, Basis, classify, production_gaps
-from hcops.audit.log import AuditLog, parse_time
+from hcops.audit.log import AuditLog
+from hcops.clock import format_time, parse_time
+from hcops.clock import now as clock_now
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.gate import GateReport
 from hcops.policy.metadata import RuleMeta
@@ -258,7 +260,7 @@ def build_report(
     attestations: Attestations | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock_now()
     today = now.astimezone(dt.UTC).date()
     attestations = attestations or Attestations(None)
     verification = log.verify() if log else None
@@ -282,7 +284,7 @@ def build_report(
     return {
         "apiVersion": "hcops/v1alpha1",
         "kind": "ComplianceReport",
-        "generated": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated": format_time(now),
         "network": plan.name,
         "environment": environment,
         "chainId": plan.consortium.spec.chain.chain_id,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hcops.audit import log as audit_log
-from hcops.audit.log import AuditLog, parse_time
+from hcops.audit.log import AuditLog
 from hcops.backup.archive import sha256_file
+from hcops.clock import now_text, parse_time
 from hcops.fsutil import read_file, write_private
 from hcops.plan.desired import NetworkPlan
 
@@ -135,7 +135,7 @@ def _verified(state_dir: Path, items: Sequence[BackupRecord], now: dt.datetime) 
             continue
         out[b.id] = verify(b)
         if out[b.id][0] is True:
-            fresh[b.id] = {"stamp": stamp, "sha256": b.sha256, "ok": True, "checked": audit_log.now_text(now)}
+            fresh[b.id] = {"stamp": stamp, "sha256": b.sha256, "ok": True, "checked": now_text(now)}
     if fresh != cache:
         with contextlib.suppress(Exception):  # the cache is an optimisation: never fail a sweep over it
             write_private(path, json.dumps(fresh, sort_keys=True).encode())

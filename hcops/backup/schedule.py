@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
+from hcops.clock import Clock, now
 from hcops.errors import HcopsError, InvalidInput
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Schedule:
         return prev.astimezone(UTC)
 
     def interval(self, start: dt.datetime | None = None) -> dt.timedelta:
-        it = croniter(self.expression, (start or dt.datetime.now(UTC)).astimezone(UTC))
+        it = croniter(self.expression, (start or now()).astimezone(UTC))
         runs = [it.get_next(dt.datetime) for _ in range(SAMPLES)]
         return max(b - a for a, b in zip(runs, runs[1:], strict=False))
 
@@ -73,9 +74,9 @@ class ScheduledBackups:
     Every run, and every failure, is recorded in the audit log."""
 
     def __init__(self, plan: NetworkPlan, log: AuditLog, schedule: Schedule,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         self.plan, self.log, self.schedule = plan, log, schedule
-        self.clock = clock or (lambda: dt.datetime.now(UTC))
+        self.clock = clock or now
         self.done = self.schedule.previous_before(self.clock())  # the latest scheduled time already covered
 
     @classmethod
@@ -104,7 +105,8 @@ class ScheduledBackups:
         emit({"event": "backup_started", "network": self.plan.name, "schedule": self.schedule.expression})
         try:
             with network_lock(self.plan.state_dir, self.plan.name):
-                made = run_backup(self.plan, backend_for(self.plan), self.log, BackupOptions(), lambda _m: None)
+                made = run_backup(self.plan, backend_for(self.plan), self.log, BackupOptions(), lambda _m: None,
+                                  self.clock)
         except HcopsError as exc:
             if not evidence.backups(self.log) or evidence.backups(self.log)[-1].ok:  # not yet recorded
                 evidence.record(self.log, "backup", {"ok": False, "network": self.plan.name, "node": "",

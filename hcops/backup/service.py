@@ -20,11 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcops.audit.log import AuditLog, now_text, parse_time
+from hcops.audit.log import AuditLog
 from hcops.backup import archive, evidence, safety
 from hcops.backup.archive import Manifest
 from hcops.backup.backend import NodeBackend
 from hcops.backup.crypto import key_id, load_key
+from hcops.clock import Clock, now_text, parse_time, stamp
+from hcops.clock import now as clock_now
 from hcops.errors import HcopsError, InvalidInput
 from hcops.fsutil import os_problem, replace_file
 from hcops.plan.desired import NetworkPlan, NodePlan
@@ -73,22 +75,22 @@ def stopped_validators(plan: NetworkPlan, backend: NodeBackend) -> list[str]:
 
 
 def new_id(node: str, now: dt.datetime) -> str:
-    return f"{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{node}-{secrets.token_hex(2)}"
+    return f"{stamp(now)}-{node}-{secrets.token_hex(2)}"
 
 
 def run_backup(plan: NetworkPlan, backend: NodeBackend, log: AuditLog, options: BackupOptions,
-               say: Say) -> list[Manifest]:
+               say: Say, clock: Clock = clock_now) -> list[Manifest]:
     folder = archive.destination(options.to or default_folder(plan))
     key = load_key(plan.state_dir)
     made: list[Manifest] = []
     for node in sources(plan, options.nodes):
         try:
-            made.append(_one(plan, backend, node, folder, key, options, say, log))
+            made.append(_one(plan, backend, node, folder, key, options, say, log, clock))
         except HcopsError as exc:
             evidence.record(log, "backup", {"ok": False, "network": plan.name, "node": node.name,
                                             "provider": backend.provider, "error": exc.message})
             raise
-    expired = prune(plan, log, folder, dt.datetime.now(dt.UTC))
+    expired = prune(plan, log, folder, clock())
     if expired:
         say(f"retention ({plan.consortium.spec.backup.retention_days} days): deleted {len(expired)} old archive(s)")
         evidence.record(log, "backup", {"ok": True, "network": plan.name, "retention": True,
@@ -97,7 +99,7 @@ def run_backup(plan: NetworkPlan, backend: NodeBackend, log: AuditLog, options: 
 
 
 def _one(plan: NetworkPlan, backend: NodeBackend, node: NodePlan, folder: Path, key: bytes,
-         options: BackupOptions, say: Say, log: AuditLog) -> Manifest:
+         options: BackupOptions, say: Say, log: AuditLog, clock: Clock) -> Manifest:
     rest = others(plan, backend, node)
     chain = safety.first_answering(rest)
     validator = node.node.is_validator
@@ -112,7 +114,7 @@ def _one(plan: NetworkPlan, backend: NodeBackend, node: NodePlan, folder: Path, 
                            hint="`hcops status` shows which nodes run") from None
     if status.catching_up:
         raise InvalidInput(f"{node.name} is catching up (height {status.height}); back up a node in sync")
-    now = dt.datetime.now(dt.UTC)
+    now = clock()
     backup_id = new_id(node.name, now)
     target, manifest_path = archive.paths(folder, backup_id)
     say(f"stopping {node.name} at height {status.height} to copy its data")

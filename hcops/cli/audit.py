@@ -16,11 +16,14 @@ from hcops.cli.app import (
     options,
     require_spec,
     run,
+    setting_option,
+    settings_of,
     spec_option_for,
     state_option,
     with_group_params,
 )
 from hcops.errors import ExitCode, InvalidInput
+from hcops.settings import Settings
 
 if TYPE_CHECKING:
     from hcops.audit.sweep import Sweep
@@ -50,7 +53,7 @@ def _parse_interval(text: str | None) -> float | None:
 @click.option("--attestations", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Attestations file (control, statement, attestedBy, attestedOn, expires). "
                    "Default: attestations.yaml next to the spec, when present.")
-@click.option("--mrn-pattern", default=None, envvar="HCOPS_MRN_PATTERN", metavar="REGEX",
+@setting_option("--mrn-pattern", setting="mrn_pattern", default=None, metavar="REGEX",
               help="Medical record number format searched for in the chain's transactions "
                    "(default: a number labelled MRN or 'medical record number').")
 @engine_option
@@ -70,23 +73,23 @@ def audit_command(ctx: click.Context, **kwargs: Any) -> None:
     above --fail-on is open, 2 on input errors.
     """
     if ctx.invoked_subcommand is None:
-        _audit(**kwargs)
+        _audit(settings_of(ctx), **kwargs)
 
 
 @run
-def _audit(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-           fmt: str, fail_on: str, waivers: Path | None, attestations: Path | None, mrn_pattern: str | None,
-           engine: str, opa_url: str | None, watch: bool, interval: str | None, serve: str | None,
-           max_sweeps: int | None) -> int:
+def _audit(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
+           audit_db: Path | None, fmt: str, fail_on: str, waivers: Path | None, attestations: Path | None,
+           mrn_pattern: str | None, engine: str, opa_url: str | None, watch: bool, interval: str | None,
+           serve: str | None, max_sweeps: int | None) -> int:
     from hcops.usecases import audit as uc
 
     spec = require_spec(spec_file)
     if (serve or max_sweeps or interval) and not watch:
         raise InvalidInput("--interval, --serve and --max-sweeps need --watch")
-    settings = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url, engine,
-                               attestations=attestations, mrn_pattern=mrn_pattern)
+    opts = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url, engine,
+                           attestations=attestations, mrn_pattern=mrn_pattern, settings=settings)
     if not watch:
-        sweep = uc.audit_once(spec, settings)
+        sweep = uc.audit_once(spec, opts)
         _print_sweep(sweep, fmt, uc.sweep_json(sweep, sweep.facts["network"]))
         return 0 if sweep.passed else ExitCode.CHECK_FAILED
     if fmt not in ("table", "json"):
@@ -118,7 +121,7 @@ def _audit(spec_file: Path | None, environment: str | None, state_dir: Path | No
             output.text(f"warning: {w}", err=True)
 
     result = uc.audit_watch(
-        spec, settings, interval=_parse_interval(interval), serve=serve, max_sweeps=max_sweeps, emit=emit,
+        spec, opts, interval=_parse_interval(interval), serve=serve, max_sweeps=max_sweeps, emit=emit,
         on_sweep=changed, on_error=lambda e: output.error(f"sweep failed: {e.message}", e.hint),
         on_serving=lambda a: output.text(f"serving /metrics and /healthz on http://{a}", err=True))
     output.text(f"audit stopped after {result.sweeps} sweep(s)"
@@ -157,15 +160,16 @@ def _print_sweep(sweep: Sweep, fmt: str, doc: dict[str, Any]) -> None:
 @click.pass_context
 def audit_verify_command(ctx: click.Context, **kwargs: Any) -> None:
     """Check the audit log's hash chain (and its anchors on chain); print the head hash."""
-    _audit_verify(**with_group_params(ctx, kwargs))
+    _audit_verify(settings_of(ctx), **with_group_params(ctx, kwargs))
 
 
 @run
-def _audit_verify(spec_file: Path | None, environment: str | None, state_dir: Path | None,
+def _audit_verify(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
                   audit_db: Path | None, anchored: bool) -> int:
     from hcops.usecases import audit as uc
 
-    outcome = uc.verify(spec_file, uc.AuditOptions(environment, state_dir, audit_db), anchored=anchored)
+    outcome = uc.verify(spec_file, uc.AuditOptions(environment, state_dir, audit_db, settings=settings),
+                        anchored=anchored)
     v = outcome.verification
     for b in v.breaks:
         output.text(f"BROKEN {b}", err=True)

@@ -12,14 +12,17 @@ from hcops.cli.app import (
     audit_db_option,
     env_option,
     options,
+    pass_settings,
     require_spec,
     run,
+    settings_of,
     spec_option_for,
     state_option_for,
     timeout_option,
     with_group_params,
 )
 from hcops.errors import ExitCode
+from hcops.settings import Settings
 
 backup_options = options(spec_option_for(required=False), env_option,
                          state_option_for("keys, backup key, audit log"), audit_db_option)
@@ -46,17 +49,17 @@ def backup_command(ctx: click.Context, **kwargs: Any) -> None:
     the voting power stays online), copied, restarted; archives are compressed, encrypted and recorded
     in the audit log. `hcops backup list` shows what exists."""
     if ctx.invoked_subcommand is None:
-        _backup(**kwargs)
+        _backup(settings_of(ctx), **kwargs)
 
 
 @run
-def _backup(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-            nodes: tuple[str, ...], to: Path | None, timeout: float, fmt: str) -> int:
+def _backup(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
+            audit_db: Path | None, nodes: tuple[str, ...], to: Path | None, timeout: float, fmt: str) -> int:
     from hcops.backup.service import BackupOptions
     from hcops.usecases.backup import backup
 
     made = backup(require_spec(spec_file), environment, state_dir, audit_db=audit_db,
-                  options=BackupOptions(nodes, to, timeout), say=_say)
+                  options=BackupOptions(nodes, to, timeout), say=_say, settings=settings)
     if fmt == "json":
         output.as_json([m.to_json() for m in made])
     else:
@@ -73,15 +76,16 @@ def _backup(spec_file: Path | None, environment: str | None, state_dir: Path | N
 @click.pass_context
 def backup_list_command(ctx: click.Context, **kwargs: Any) -> None:
     """List the backups recorded in the audit log, each archive's digest checked again."""
-    _list(**with_group_params(ctx, kwargs))
+    _list(settings_of(ctx), **with_group_params(ctx, kwargs))
 
 
 @run
-def _list(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-          no_verify: bool, fmt: str) -> int:
+def _list(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
+          audit_db: Path | None, no_verify: bool, fmt: str) -> int:
     from hcops.usecases.backup import list_backups
 
-    rows = list_backups(require_spec(spec_file), environment, state_dir, audit_db=audit_db, verify=not no_verify)
+    rows = list_backups(require_spec(spec_file), environment, state_dir, audit_db=audit_db, verify=not no_verify,
+                        settings=settings)
     if fmt == "json":
         output.as_json([{"id": r.record.id, "node": r.record.node, "time": r.record.time,
                          "height": r.record.height, "baseHeight": r.record.base_height, "size": r.record.size,
@@ -102,8 +106,9 @@ def _list(spec_file: Path | None, environment: str | None, state_dir: Path | Non
 @click.option("--from", "backup_id", metavar="BACKUP_ID", default=None,
               help="The backup to restore (default: the latest of this node, else the latest).")
 @backup_timeout_option
+@pass_settings
 @run
-def restore_command(spec_file: Path | None, environment: str | None, state_dir: Path | None,
+def restore_command(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
                     audit_db: Path | None, node: str, backup_id: str | None, timeout: float) -> int:
     """Restore one node from a backup and let it catch up; the chain keeps committing, and a validator
     gets a signing state no older than the chain's record of its signatures (it cannot double-sign)."""
@@ -111,7 +116,7 @@ def restore_command(spec_file: Path | None, environment: str | None, state_dir: 
     from hcops.usecases.backup import restore
 
     r = restore(require_spec(spec_file), environment, state_dir, audit_db=audit_db,
-                options=RestoreOptions(node, backup_id, timeout), say=_say)
+                options=RestoreOptions(node, backup_id, timeout), say=_say, settings=settings)
     what = f"restored {r.node} from {r.backup_id} in {r.seconds:.1f} s; caught up at height {r.caught_up_height}"
     if r.state is not None:
         what += (f"; signing state {r.state} (from {r.state_source}), signed again at "
@@ -137,16 +142,16 @@ def drill_group(**_kwargs: Any) -> None:
 def drill_restore_command(ctx: click.Context, **kwargs: Any) -> None:
     """Restore the latest backup into an isolated scratch node, compare its blocks with the live chain's,
     record the result in the audit log and remove the scratch node. Exit 1 when the drill fails."""
-    _drill(**with_group_params(ctx, kwargs))
+    _drill(settings_of(ctx), **with_group_params(ctx, kwargs))
 
 
 @run
-def _drill(spec_file: Path | None, environment: str | None, state_dir: Path | None, audit_db: Path | None,
-           node: str | None, backup_id: str | None, timeout: float) -> int:
+def _drill(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
+           audit_db: Path | None, node: str | None, backup_id: str | None, timeout: float) -> int:
     from hcops.usecases.backup import drill
 
     r = drill(require_spec(spec_file), environment, state_dir, audit_db=audit_db, node=node, backup_id=backup_id,
-              timeout=timeout, say=_say)
+              timeout=timeout, say=_say, settings=settings)
     output.text(f"drill passed: backup {r.backup_id} restored to height {r.reached} in {r.seconds:.1f} s; "
                 f"block hashes match at {len(r.heights)} heights")
     return 0

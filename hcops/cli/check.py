@@ -9,9 +9,20 @@ from typing import TYPE_CHECKING
 import click
 
 from hcops import output
-from hcops.cli.app import engine_option, env_option, options, output_option, run, spec_option, state_option
+from hcops.cli.app import (
+    engine_option,
+    env_option,
+    options,
+    output_option,
+    pass_settings,
+    run,
+    setting_option,
+    spec_option,
+    state_option,
+)
 from hcops.errors import ExitCode
 from hcops.policy.engines.limits import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, EngineLimits
+from hcops.settings import MIN_ENGINE_MEMORY_MB, MIN_ENGINE_TIMEOUT, Settings
 
 if TYPE_CHECKING:
     from hcops.policy.gate import GateReport
@@ -29,30 +40,31 @@ gate_options = options(
                  help="Waivers file (id, resource, justification, approver, expiry)."),
     click.option("--strict", is_flag=True, help="Warnings fail the gate too."),
     engine_option,
-    click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
-                 help="Evaluate with this OPA server (goes with --engine auto)."),
+    setting_option("--opa-url", setting="opa_url", default=None,
+                   help="Evaluate with this OPA server (goes with --engine auto)."),
     click.option("--manifests", type=click.Choice(["provider", "all"]), default="provider", show_default=True,
                  help="Rendered manifests in the policy input: those of spec.provider.type (what apply "
                       "creates) or every target (what render writes)."),
-    click.option("--engine-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
-                 envvar="HCOPS_ENGINE_TIMEOUT", show_default=True, metavar="SECONDS",
-                 help="The engine's time limit for one evaluation (the gate fails past it)."),
-    click.option("--engine-memory", type=click.IntRange(min=64), default=DEFAULT_MEMORY_MB,
-                 envvar="HCOPS_ENGINE_MEMORY_MB", show_default=True, metavar="MB",
-                 help="The engine's memory limit for one evaluation (the gate fails past it)."),
+    setting_option("--engine-timeout", setting="engine_timeout", type=click.FloatRange(min=MIN_ENGINE_TIMEOUT),
+                   default=DEFAULT_TIMEOUT_S, show_default=True, metavar="SECONDS",
+                   help="The engine's time limit for one evaluation (the gate fails past it)."),
+    setting_option("--engine-memory", setting="engine_memory_mb", type=click.IntRange(min=MIN_ENGINE_MEMORY_MB),
+                   default=DEFAULT_MEMORY_MB, show_default=True, metavar="MB",
+                   help="The engine's memory limit for one evaluation (the gate fails past it)."),
 )
 
 
-def check_options(environment: str | None, state_dir: Path | None, policy_dirs: tuple[Path, ...],
-                  data_files: tuple[Path, ...], waivers: Path | None, strict: bool, engine: str,
-                  opa_url: str | None, manifests: str, engine_timeout: float, engine_memory: int) -> CheckOptions:
+def check_options(settings: Settings, environment: str | None, state_dir: Path | None,
+                  policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None, strict: bool,
+                  engine: str, opa_url: str | None, manifests: str, engine_timeout: float,
+                  engine_memory: int) -> CheckOptions:
     """The use case's options from those of ``gate_options``."""
     from hcops.usecases.check import CheckOptions
 
     return CheckOptions(environment=environment, state_dir=state_dir, policy_dirs=tuple(policy_dirs),
                         data_files=tuple(data_files), waivers=waivers, strict=strict, opa_url=opa_url,
                         engine=engine, manifests="all" if manifests == "all" else "provider",
-                        engine_limits=EngineLimits(engine_timeout, engine_memory))
+                        engine_limits=EngineLimits(engine_timeout, engine_memory), settings=settings)
 
 
 def pack_words(pack: PackSeal | None) -> str:
@@ -89,8 +101,9 @@ def gate_verdict(report: GateReport) -> None:
               default="table", show_default=True, help="Report format.")
 @click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the report to this file (the verdict is still printed).")
+@pass_settings
 @run
-def check_command(spec_file: Path, environment: str | None, state_dir: Path | None,
+def check_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
                   policy_dirs: tuple[Path, ...], data_files: tuple[Path, ...], waivers: Path | None,
                   strict: bool, engine: str, opa_url: str | None, manifests: str, engine_timeout: float,
                   engine_memory: int, fmt: str, output_file: Path | None) -> int:
@@ -102,8 +115,8 @@ def check_command(spec_file: Path, environment: str | None, state_dir: Path | No
     from hcops.policy import formats
     from hcops.usecases.check import check
 
-    outcome = check(spec_file, check_options(environment, state_dir, policy_dirs, data_files, waivers, strict,
-                                             engine, opa_url, manifests, engine_timeout, engine_memory))
+    outcome = check(spec_file, check_options(settings, environment, state_dir, policy_dirs, data_files, waivers,
+                                             strict, engine, opa_url, manifests, engine_timeout, engine_memory))
     report = outcome.report
     warn_recording(outcome.recording)
     warn_pack(report.pack)
@@ -134,17 +147,19 @@ def policy_group() -> None:
 @policy_group.command(name="test")
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
 @engine_option
-@click.option("--opa-url", default=None, envvar="HCOPS_OPA_URL",
-              help="Run the tests on this OPA server (goes with --engine auto).")
+@setting_option("--opa-url", setting="opa_url", default=None,
+                help="Run the tests on this OPA server (goes with --engine auto).")
 @click.option("--builtin/--no-builtin", default=True, show_default=True,
               help="Also load (and test) the built-in pack.")
+@pass_settings
 @run
-def policy_test_command(dirs: tuple[Path, ...], engine: str, opa_url: str | None, builtin: bool) -> int:
+def policy_test_command(settings: Settings, dirs: tuple[Path, ...], engine: str, opa_url: str | None,
+                        builtin: bool) -> int:
     """Run the test_* rules of the *_test.rego files (built-in pack and DIRs); exit 1 on a failure."""
     from hcops.policy.formats import policy_tests_table
     from hcops.usecases.check import policy_tests
 
-    results = policy_tests(dirs, opa_url=opa_url, builtin=builtin, engine=engine)
+    results = policy_tests(dirs, opa_url=opa_url, builtin=builtin, engine=engine, settings=settings)
     output.wide_table(policy_tests_table(results))
     failed = [r for r in results if not r.passed]
     output.text(f"{len(results) - len(failed)}/{len(results)} policy tests passed")
@@ -158,13 +173,14 @@ def policy_test_command(dirs: tuple[Path, ...], engine: str, opa_url: str | None
               type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Also list the annotated rules of this directory (repeatable).")
 @output_option("table", "json")
+@pass_settings
 @run
-def policy_list_command(policy_dirs: tuple[Path, ...], fmt: str) -> int:
+def policy_list_command(settings: Settings, policy_dirs: tuple[Path, ...], fmt: str) -> int:
     """List the gate's rules: id, level, severity, control, HIPAA citations, title."""
     from hcops.policy.formats import rules_table
     from hcops.usecases.check import rules
 
-    metas = rules(policy_dirs)
+    metas = rules(policy_dirs, settings)
     if fmt == "json":
         output.as_json([{"id": m.id, "level": m.level, "severity": m.severity, "control": m.control,
                          "hipaa": list(m.hipaa), "title": m.title, "description": m.description,

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from hcops import output
-from hcops.cli.app import env_option, run, spec_option, state_option_for
+from hcops.cli.app import env_option, pass_settings, run, spec_option, state_option_for
 from hcops.errors import InvalidInput
+from hcops.settings import Settings
 
 
 @click.group(name="org")
@@ -25,9 +26,10 @@ def org_group() -> None:
               help="The P2P address other members dial for NODE (repeatable; default: as the provider plans it).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Join request file. Default: join-<org>.json next to the spec.")
+@pass_settings
 @run
-def org_init_command(spec_file: Path, environment: str | None, state_dir: Path | None, organization: str,
-                     endpoints: tuple[str, ...], out: Path | None) -> int:
+def org_init_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
+                     organization: str, endpoints: tuple[str, ...], out: Path | None) -> int:
     """Create this organization's node keys locally and write its signed join request.
 
     Only the organization's own nodes get keys; the request holds public identities and P2P endpoints,
@@ -41,7 +43,7 @@ def org_init_command(spec_file: Path, environment: str | None, state_dir: Path |
         if not sep or not node or ":" not in address:
             raise InvalidInput(f"--endpoint {item!r}: expected NODE=HOST:PORT")
         pairs[node] = address
-    outcome = org_init(spec_file, environment, state_dir, organization, out=out, endpoints=pairs)
+    outcome = org_init(spec_file, environment, state_dir, organization, out=out, endpoints=pairs, settings=settings)
     nodes = ", ".join(n.name for n in outcome.request.nodes)
     output.text(f"keys of {organization} ({nodes}) are in {outcome.state_dir}; keep them there, back them up")
     output.text(f"join request written to {outcome.path}: send it to the member assembling the genesis")

@@ -14,6 +14,7 @@ from hcops.cli.app import (
     env_option,
     lock_timeout_option,
     output_option,
+    pass_settings,
     run,
     spec_option,
     state_option,
@@ -21,6 +22,7 @@ from hcops.cli.app import (
 )
 from hcops.cli.check import check_options, gate_options, gate_verdict, warn_pack, warn_recording
 from hcops.errors import InvalidInput
+from hcops.settings import Settings
 
 if TYPE_CHECKING:
     from hcops.policy.gate import GateReport
@@ -58,14 +60,15 @@ def _summary(changes: Changes) -> dict[str, int]:
               help="Also plan removing the volumes of nodes no longer declared.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending (0 when none).")
 @output_option("text", "json")
+@pass_settings
 @run
-def plan_command(spec_file: Path, environment: str | None, state_dir: Path | None, prune_volumes: bool,
-                 detailed_exitcode: bool, fmt: str) -> int:
+def plan_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
+                 prune_volumes: bool, detailed_exitcode: bool, fmt: str) -> int:
     """Show what apply would do: per network, volume and container, create/update/delete/unchanged."""
     from hcops.plan.membership import describe
     from hcops.usecases.deploy import plan as plan_changes
 
-    outcome = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes)
+    outcome = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes, settings=settings)
     changes, members, p = outcome.changes, outcome.membership, outcome.plan
     if fmt == "json":
         output.as_json({"network": p.name, "provider": p.consortium.spec.provider.type,
@@ -124,8 +127,9 @@ def _confirm(pending: tuple[Change, ...]) -> bool:
 @click.option("--skip-gate", is_flag=True, help="Apply without the policy gate (needs --reason; recorded).")
 @click.option("--reason", default=None, help="Why the gate is skipped (kept in the state and the audit log).")
 @output_option("text", "json")
+@pass_settings
 @run
-def apply_command(spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
+def apply_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None, yes: bool,
                   prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
                   data_files: tuple[Path, ...], waivers: Path | None, strict: bool, engine: str, opa_url: str | None,
                   manifests: str, engine_timeout: float, engine_memory: int, skip_gate: bool, reason: str | None,
@@ -142,8 +146,8 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
         raise InvalidInput("--reason goes with --skip-gate")
     if skip_gate and not (reason or "").strip():
         raise InvalidInput('--skip-gate needs --reason "..." (recorded in the state and the audit log)')
-    settings = check_options(environment, state_dir, policy_dirs, data_files, waivers, strict, engine, opa_url,
-                             manifests, engine_timeout, engine_memory)
+    gate_settings = check_options(settings, environment, state_dir, policy_dirs, data_files, waivers, strict, engine,
+                                  opa_url, manifests, engine_timeout, engine_memory)
 
     def gate_report(report: GateReport, recording: Recording) -> None:
         from hcops.policy import formats
@@ -158,11 +162,11 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
         warn_recording(recording)
         output.text(f"warning: policy gate skipped: {reason}", err=True)
 
-    gate = make_skip(settings, reason or "", on_record=skip_recorded) if skip_gate \
-        else make_gate(settings, on_report=gate_report)
+    gate = make_skip(gate_settings, reason or "", on_record=skip_recorded) if skip_gate \
+        else make_gate(gate_settings, on_report=gate_report)
     outcome = apply_spec(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
                          options=ApplyOptions(timeout=timeout, prune_volumes=prune_volumes),
-                         lock_timeout=lock_timeout, gate=gate, confirm=None if yes else _confirm)
+                         lock_timeout=lock_timeout, gate=gate, confirm=None if yes else _confirm, settings=settings)
     res = outcome.result
     if res is None:
         output.text("nothing applied", err=True)
@@ -192,14 +196,16 @@ def apply_command(spec_file: Path, environment: str | None, state_dir: Path | No
 @env_option
 @state_option
 @output_option("text", "json")
+@pass_settings
 @run
-def status_command(spec_file: Path, environment: str | None, state_dir: Path | None, fmt: str) -> int:
+def status_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
+                   fmt: str) -> int:
     """Live state of every node: container, health, height, peers, voting power."""
     import dataclasses
 
     from hcops.usecases.deploy import status as observe_network
 
-    outcome = observe_network(spec_file, environment, state_dir)
+    outcome = observe_network(spec_file, environment, state_dir, settings=settings)
     obs = outcome.observation
     if fmt == "json":
         output.as_json({"network": obs.network, "nodes": [dataclasses.asdict(n) for n in obs.nodes],
@@ -224,16 +230,18 @@ def status_command(spec_file: Path, environment: str | None, state_dir: Path | N
 @click.option("--purge-keys", is_flag=True, help="Also delete the node and validator keys (needs --yes).")
 @click.option("--yes", "-y", is_flag=True, help="Confirm --purge-keys.")
 @lock_timeout_option
+@pass_settings
 @run
-def destroy_command(spec_file: Path, environment: str | None, state_dir: Path | None, prune_volumes: bool,
-                    purge_keys: bool, yes: bool, lock_timeout: float) -> int:
+def destroy_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
+                    prune_volumes: bool, purge_keys: bool, yes: bool, lock_timeout: float) -> int:
     """Remove the network's containers and network; volumes and keys survive unless asked."""
     from hcops.usecases.deploy import destroy as destroy_network
 
     if purge_keys and not yes:
         raise InvalidInput("--purge-keys deletes the validators' keys for good; add --yes to confirm")
     outcome = destroy_network(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
-                              prune_volumes=prune_volumes, purge_keys=purge_keys, lock_timeout=lock_timeout)
+                              prune_volumes=prune_volumes, purge_keys=purge_keys, lock_timeout=lock_timeout,
+                              settings=settings)
     r = outcome.result
     kinds: dict[str, int] = {}
     for c in r.removed:

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from hcops import output
-from hcops.cli.app import cli, run
+from hcops.cli.app import cli, pass_settings, run
 from hcops.errors import InvalidInput
+from hcops.settings import Settings
 
 
 def _interactive() -> bool:
@@ -38,9 +39,11 @@ def _ask_orgs(default: int) -> tuple[tuple[str, ...], int | None]:
               help="Where the nodes run. Default: docker.")
 @click.option("--yes", "-y", is_flag=True, help="Ask no questions: defaults for everything not given.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@pass_settings
 @run
-def init_command(directory: Path, name: str | None, orgs: tuple[str, ...], org_count: int | None,
-                 validators_per_org: int | None, provider: str | None, yes: bool, force: bool) -> int:
+def init_command(settings: Settings, directory: Path, name: str | None, orgs: tuple[str, ...],
+                 org_count: int | None, validators_per_org: int | None, provider: str | None, yes: bool,
+                 force: bool) -> int:
     """Scaffold a new consortium in DIRECTORY (default: here).
 
     Writes network.yaml (the spec), environments/{dev,staging,prod}.yaml, attestations.yaml, .gitignore
@@ -60,7 +63,7 @@ def init_command(directory: Path, name: str | None, orgs: tuple[str, ...], org_c
             provider = click.prompt("provider", default="docker", type=click.Choice(uc.PROVIDERS), err=True)
     options = uc.make_options(name or uc.default_name(directory), orgs, org_count,
                               1 if validators_per_org is None else validators_per_org, provider or "docker", force)
-    result = uc.init(directory, options)
+    result = uc.init(directory, options, settings)
     for path in result.files:
         output.text(f"{'overwrote' if path in result.overwritten else 'wrote'} {path}")
     spec = directory / "network.yaml"

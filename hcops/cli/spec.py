@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from hcops import output
-from hcops.cli.app import env_option, output_option, run, spec_option, state_option
+from hcops.cli.app import env_option, output_option, pass_settings, run, spec_option, state_option
 from hcops.errors import ExitCode, InvalidInput
+from hcops.settings import Settings
 
 
 @click.command()
@@ -62,15 +63,17 @@ def validate(spec_file: Path, environment: str | None, fmt: str) -> int:
               show_default=True)
 @click.option("--generate-keys", is_flag=True,
               help="Create keys in the state folder for nodes that have no identity yet (else they must be there).")
+@pass_settings
 @run
-def render(spec_file: Path, environment: str | None, state_dir: Path | None, out_dir: Path, target: str,
-           generate_keys: bool) -> int:
+def render(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None, out_dir: Path,
+           target: str, generate_keys: bool) -> int:
     """Render manifests (compose, Kubernetes, Ansible) and per-node CometBFT config."""
     from hcops.render import TARGETS
     from hcops.usecases.render import render as render_manifests
 
     targets = list(TARGETS) if target == "all" else [target]
-    result = render_manifests(spec_file, environment, out_dir, targets, state_dir, generate_keys=generate_keys)
+    result = render_manifests(spec_file, environment, out_dir, targets, state_dir, generate_keys=generate_keys,
+                              settings=settings)
     output.text(f"rendered {len(result.files)} files for {', '.join(targets)} into {out_dir}")
     return 0
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hcops.clock import now
 from hcops.errors import InvalidInput
 from hcops.fsutil import private_dir, read_file, write_private
 from hcops.plan import cometbft
@@ -102,7 +103,7 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return now().replace(microsecond=0)
 
 
 def _issue_ca(network: str) -> tuple[bytes, bytes]:

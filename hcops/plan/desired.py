@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import ipaddress
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hcops.clock import format_time, now
 from hcops.errors import InvalidInput
 from hcops.fsutil import lexists
 from hcops.plan import cometbft
 from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY, KeyStore, PublicKeys
 from hcops.plan.lock import LockedNode, NetworkLock, genesis_text, lock_path, read_lock, sha256_hex
 from hcops.plan.state import genesis_time, network_dir
+from hcops.settings import Settings, resolve
 from hcops.spec.loader import LoadedSpec
 from hcops.spec.models import Consortium, ResolvedNode
 
@@ -77,6 +78,13 @@ class NetworkPlan:
     lock: NetworkLock | None = None  # the chain as the lock file records it; None: no chain yet
     lock_file: Path | None = None
     conflicts: tuple[str, ...] = ()  # state folder keys that differ from the lock (apply refuses)
+    # Where templates, tools and the kubeconfig are: the CLI's settings travel with the plan to every renderer
+    # and provider. None (a plan built outside the CLI): the environment's, read when they are needed.
+    configured: Settings | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        return resolve(self.configured)
 
     @functools.cached_property
     def genesis_sha256(self) -> str:
@@ -218,7 +226,7 @@ def _network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
-               keys: KeyMode = KeyMode.generate) -> NetworkPlan:
+               keys: KeyMode = KeyMode.generate, settings: Settings | None = None) -> NetworkPlan:
     """Resolve the desired state from the spec, the lock file next to it and the state folder.
 
     Once the lock file records a chain, its genesis is used as it is (never recomputed) and each node's
@@ -226,7 +234,7 @@ def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
     keys (existing ones are never replaced); with ``KeyMode.existing`` nothing is written and such a node is
     pending."""
     c = loaded.consortium
-    folder = network_dir(c.name, state_override)
+    folder = network_dir(c.name, state_override, settings)
     store = KeyStore(folder)
     lock_file = lock_path(loaded.spec_file, loaded.environment)
     lock = read_lock(lock_file)
@@ -249,10 +257,10 @@ def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
         gen = lock.genesis
     else:
         time = genesis_time(folder) if keys is KeyMode.generate or lexists(folder / "genesis_time") \
-            else dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # pending: nothing is written
+            else format_time(now())  # pending: nothing is written
         gen = cometbft.genesis(c, {p.name: p.keys for p in nodes}, time)
     return NetworkPlan(loaded=loaded, state_dir=folder, nodes=tuple(nodes), genesis=gen, docker_subnet=subnet,
-                       lock=lock, lock_file=lock_file, conflicts=tuple(conflicts))
+                       lock=lock, lock_file=lock_file, conflicts=tuple(conflicts), configured=settings)
 
 
 def _identity(name: str, local: PublicKeys | None, locked: LockedNode | None, store: KeyStore,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -233,10 +232,6 @@ def assemble(c: Consortium, tier: Tier | None, requests: Sequence[tuple[str, Joi
                              p2p_address=joined[n.name].p2p_address) for n in c.nodes)
     return NetworkLock(network=c.name, chain_id=c.spec.chain.chain_id, genesis_json=genesis_text(genesis),
                        nodes=nodes, environment=environment, engine_version=c.spec.chain.version)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def read_request(path: Path) -> JoinRequest:

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
+from hcops.clock import Clock, format_time, now
 from hcops.errors import InvalidInput
 from hcops.fsutil import read_file, write_private
+from hcops.settings import Settings, resolve
 
-STATE_ENV = "HCOPS_STATE_DIR"
 # RFC 3339 in UTC, as CometBFT writes genesis times (fractional seconds down to nanoseconds).
 _GENESIS_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z")
 
 
-def state_root(override: Path | None = None) -> Path:
-    if override is not None:
-        return override
-    env = os.environ.get(STATE_ENV)
-    return Path(env) if env else Path(".hcops")
+def state_root(override: Path | None = None, settings: Settings | None = None) -> Path:
+    """``--state-dir`` (``override``), else what the settings say."""
+    return override if override is not None else resolve(settings).state_root()
 
 
-def network_dir(network: str, override: Path | None = None) -> Path:
-    return state_root(override) / network
+def network_dir(network: str, override: Path | None = None, settings: Settings | None = None) -> Path:
+    return state_root(override, settings) / network
 
 
-def genesis_time(folder: Path) -> str:
+def genesis_time(folder: Path, clock: Clock = now) -> str:
     """Chosen once per network and kept, so that every render of the same spec is identical."""
     marker = folder / "genesis_time"
     data = read_file(marker)  # never through a link: it would copy another file into genesis.json
@@ -39,9 +37,9 @@ def genesis_time(folder: Path) -> str:
                                hint="restore the file from backup; the genesis time must not change once "
                                     "nodes have started")
         return text
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_private(marker, now.encode())
-    return now
+    chosen = format_time(clock())
+    write_private(marker, chosen.encode())
+    return chosen
 
 
 def _valid_time(text: str) -> bool:

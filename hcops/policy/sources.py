@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hcops.errors import Diagnostic, InvalidInput, Location
-from hcops.resources import bundled
+from hcops.settings import Settings, resolve
 from hcops.spec.source import parse_yaml
 
-ENV_POLICY_DIR = "HCOPS_POLICY_DIR"
 RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
 # data.hcops.* holds the built-in pack; the other two are the engines' entry module and the OPA
 # server's record of the uploaded pack (hcops.policy.engines). Users cannot write under them.
 RESERVED_ROOTS = frozenset({"hcops", "hcops_engine_entry", "hcops_engine_pack"})
 
 
-def builtin_policy_dir() -> Path:
+def builtin_policy_dir(settings: Settings | None = None) -> Path:
     """The built-in pack: ``$HCOPS_POLICY_DIR`` if set, else the one installed with hcops."""
-    override = os.environ.get(ENV_POLICY_DIR, "").strip()
-    if override:
-        return Path(override).expanduser()
-    return bundled("policies")
+    return resolve(settings).policies
 
 
 def display_path(path: Path) -> str:

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from hcops import clock
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.findings import Finding, Level
 from hcops.policy.metadata import RuleMeta
@@ -246,7 +247,7 @@ def apply_waivers(
     today: dt.date | None = None,
     environment: str | None = None,
 ) -> WaiverOutcome:
-    today = today or dt.date.today()
+    today = today or clock.today()
     usable = [w for w in waivers if w.valid and not w.expired(today) and w.applies_in(environment)]
     used: set[int] = set()
     kept: list[Finding] = []

@@ -7,8 +7,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-# (network folder, record kind, body); the audit log lives in the network folder unless overridden.
-Recorder = Callable[[Path, str, Mapping[str, Any]], None]
+from hcops.settings import Settings
+
+# (network folder, record kind, body, the run's settings); the audit log lives in the network folder unless
+# the settings name another.
+Recorder = Callable[[Path, str, Mapping[str, Any], Settings], None]
 
 _recorders: list[Recorder] = []
 
@@ -19,6 +22,6 @@ def install(recorder: Recorder) -> None:
         _recorders.append(recorder)
 
 
-def record(network_dir: Path, kind: str, body: Mapping[str, Any]) -> None:
+def record(network_dir: Path, kind: str, body: Mapping[str, Any], settings: Settings) -> None:
     for recorder in _recorders:
-        recorder(network_dir, kind, body)
+        recorder(network_dir, kind, body, settings)

@@ -8,7 +8,6 @@ can be recognised and reported. Writes are atomic (temp file, fsync, rename).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -24,10 +23,6 @@ from hcops.fsutil import private_dir, read_file, symlink_refused, write_private
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 DEFAULT_LOCK_TIMEOUT = 30.0
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

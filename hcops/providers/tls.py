@@ -21,6 +21,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from hcops.clock import format_time
+
 Connect = Callable[[], socket.socket]
 Plaintext = Callable[[], tuple[int, bytes]]  # (HTTP status, body) of a plain GET /status; raises OSError
 
@@ -50,7 +52,7 @@ def _certificate(der: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     after = cert.not_valid_after_utc
-    return {"notAfter": after.strftime("%Y-%m-%dT%H:%M:%SZ"), "notAfterNs": int(after.timestamp()) * 1_000_000_000,
+    return {"notAfter": format_time(after), "notAfterNs": int(after.timestamp()) * 1_000_000_000,
             "fingerprint": hashlib.sha256(der).hexdigest(), "subject": cert.subject.rfc4514_string(),
             "issuer": cert.issuer.rfc4514_string()}
 

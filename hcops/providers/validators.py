@@ -13,12 +13,12 @@ signature is in the commits; it reports the height the change was committed at, 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+from hcops.clock import format_time, now
 from hcops.errors import EnvironmentProblem, HcopsError
 from hcops.plan.lock import ValidatorChange
 from hcops.plan.membership import PowerChange
@@ -76,10 +76,6 @@ def updater_for(app: str) -> ValidatorUpdater:
     except KeyError:
         raise EnvironmentProblem(f"no validator updater for the application {app!r}",
                                  hint="register one in hcops.providers.validators.UPDATERS") from None
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -173,4 +169,5 @@ class ValidatorChanger:
         return ValidatorChange(node=change.node, organization=change.organization,
                                validator_address=change.validator_address.upper(),
                                validator_pub_key=change.validator_pub_key, old_power=current_old,
-                               new_power=change.new_power, height=height, effective_height=effective, at=now())
+                               new_power=change.new_power, height=height, effective_height=effective,
+                               at=format_time(now()))

@@ -189,7 +189,7 @@ def tree(ctx: Context, keys_src: Callable[[NodePlan], str] | None = None) -> Tar
     where ``keys_src`` says (the state folder) and no copy of them is written."""
     plan = ctx.plan
     out = TargetOutput("ansible")
-    vars_tpl = template("ansible/vars.yaml.j2")
+    vars_tpl = template(ctx, "ansible/vars.yaml.j2")
     out.text("inventory.yaml", vars_tpl.render(
         header=header(ctx, f"Ansible inventory of the {plan.name} consortium network."),
         doc=inventory(plan)))

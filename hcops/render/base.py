@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from hcops.fsutil import existing_file, existing_folder, make_dirs, os_problem, read_file, replace_file
 from hcops.render.context import Context, digest  # noqa: F401 (re-exported: render modules import them here)
-from hcops.resources import bundled
+from hcops.settings import TEMPLATES_DIR, Settings, resolve
 
 if TYPE_CHECKING:
     import jinja2
 
-TEMPLATES_ENV = "HCOPS_TEMPLATES_DIR"
+TEMPLATES_ENV = TEMPLATES_DIR
 NODE_UID = 10001  # the node image's user (images/cometbft)
 WRITERS = 4
 MANIFEST = ".hcops-files"  # per target: the files of the last render, so that stale ones can be removed
@@ -38,9 +38,8 @@ _UMASK_LOCK = threading.Lock()
 _SURROGATES = re.compile(r"(\\\\)|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
 
 
-def templates_dir() -> Path:
-    env = os.environ.get(TEMPLATES_ENV)
-    return Path(env) if env else bundled("templates")
+def templates_dir(settings: Settings | None = None) -> Path:
+    return resolve(settings).templates
 
 
 # ----------------------------------------------------------------------------------------------- filters
@@ -151,10 +150,11 @@ def _emit(value: Any, indent: int, out: list[str]) -> None:
         out += (" ", to_json(value))
 
 
-def template(name: str) -> jinja2.Template:
+def template(ctx: Context, name: str) -> jinja2.Template:
+    """``name`` from the templates folder of the plan's settings."""
     from hcops.render.templating import load_template
 
-    return load_template(templates_dir(), name)
+    return load_template(templates_dir(ctx.plan.settings), name)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

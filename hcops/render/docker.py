@@ -169,11 +169,11 @@ def render(ctx: Context) -> TargetOutput:
     out = TargetOutput("docker")
     k = {"home": to_json(HOME), "placeholder": to_json(PLACEHOLDER_KEY), "network": yaml_key(NETWORK_KEY),
          "network_key": NETWORK_KEY, "init_suffix": INIT_SUFFIX}
-    out.text("compose.yaml", template("docker/compose.yaml.j2").render(
+    out.text("compose.yaml", template(ctx, "docker/compose.yaml.j2").render(
         header=header(ctx, f"Docker Compose project for the {plan.name} consortium network."),
         network=plan.name, compose=doc, k=k))
     out.text(".env", f"COMPOSE_PROJECT_NAME={plan.name}\n")
-    out.text("README.txt", template("docker/README.txt.j2").render(
+    out.text("README.txt", template(ctx, "docker/README.txt.j2").render(
         network=plan.name, nodes=plan.nodes, uid=NODE_UID, placeholder=PLACEHOLDER_KEY,
         addrbook_note=ADDRBOOK_NOTE, tls=ctx.tls))
     written: set[str] = set()

@@ -328,18 +328,18 @@ def render(ctx: Context) -> TargetOutput:
     out = TargetOutput("kubernetes")
     head = functools.partial(header, ctx)
 
-    out.text("00-namespace.yaml", template("kubernetes/objects.yaml.j2").render(
+    out.text("00-namespace.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
         header=head(f"Namespace {b.ns} of the {plan.name} consortium network."), objects=[b.namespace()]))
-    out.text("10-network-policies.yaml", template("kubernetes/objects.yaml.j2").render(
+    out.text("10-network-policies.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
         header=head(f"Network policies: deny by default; P2P within the network; RPC exposure "
                     f"{b.exposure.value}."), objects=b.network_policies()))
-    out.text("20-disruption-budget.yaml", template("kubernetes/objects.yaml.j2").render(
+    out.text("20-disruption-budget.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
         header=head("At most this many validators may be evicted at once (they keep > 2/3 of the power)."),
         objects=[b.disruption_budget()]))
-    out.text("30-genesis.yaml", template("kubernetes/objects.yaml.j2").render(
+    out.text("30-genesis.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
         header=head("The chain's genesis, mounted into every node."), objects=[b.genesis_map()]))
-    node_tpl = template("kubernetes/node.yaml.j2")
-    secret_tpl = template("kubernetes/secret.yaml.j2")
+    node_tpl = template(ctx, "kubernetes/node.yaml.j2")
+    secret_tpl = template(ctx, "kubernetes/secret.yaml.j2")
     k = _template_constants(b)
     for node in plan.nodes:
         out.text(f"50-node-{node.name}.yaml", node_tpl.render(
@@ -348,6 +348,6 @@ def render(ctx: Context) -> TargetOutput:
         out.private(f"secrets/{node.name}.yaml", secret_tpl.render(
             header=head(f"KEY MATERIAL of node {node.name}: apply, never commit or share."),
             secret=b.secret(node)).encode())
-    out.private("secrets/README.txt", template("kubernetes/secrets-README.txt.j2").render(
+    out.private("secrets/README.txt", template(ctx, "kubernetes/secrets-README.txt.j2").render(
         network=plan.name, namespace=b.ns).encode())
     return out

@@ -19,6 +19,7 @@ from hcops.backup.restore import RestoreOptions, RestoreResult, run_restore
 from hcops.backup.service import BackupOptions, Listed, run_backup
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.state import network_lock
+from hcops.settings import Settings
 from hcops.usecases.deploy import load_plan
 
 Say = Callable[[str], None]
@@ -26,36 +27,37 @@ Say = Callable[[str], None]
 
 @contextlib.contextmanager
 def _session(spec_file: Path, environment: str | None, state_dir: Path | None, audit_db: Path | None, *,
-             lock: bool) -> Iterator[tuple[NetworkPlan, NodeBackend, AuditLog]]:
-    plan = load_plan(spec_file, environment, state_dir)
+             lock: bool, settings: Settings | None) -> Iterator[tuple[NetworkPlan, NodeBackend, AuditLog]]:
+    plan = load_plan(spec_file, environment, state_dir, settings=settings)
     with contextlib.ExitStack() as stack:
         if lock:
             stack.enter_context(network_lock(plan.state_dir, plan.name))
-        log = stack.enter_context(AuditLog(audit_db or default_path(plan.name, state_dir)))
+        log = stack.enter_context(AuditLog(audit_db or default_path(plan.name, state_dir, plan.settings)))
         yield plan, backend_for(plan), log
 
 
 def backup(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
            audit_db: Path | None = None, options: BackupOptions | None = None,
-           say: Say) -> list[Manifest]:
-    with _session(spec_file, environment, state_dir, audit_db, lock=True) as (plan, backend, log):
+           say: Say, settings: Settings | None = None) -> list[Manifest]:
+    with _session(spec_file, environment, state_dir, audit_db, lock=True, settings=settings) as (plan, backend, log):
         return run_backup(plan, backend, log, options or BackupOptions(), say)
 
 
 def list_backups(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-                 audit_db: Path | None = None, verify: bool = True) -> list[Listed]:
-    with _session(spec_file, environment, state_dir, audit_db, lock=False) as (_plan, _backend, log):
+                 audit_db: Path | None = None, verify: bool = True, settings: Settings | None = None) -> list[Listed]:
+    with _session(spec_file, environment, state_dir, audit_db, lock=False, settings=settings) as (_p, _b, log):
         return service.list_backups(log, verify=verify)
 
 
 def restore(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-            audit_db: Path | None = None, options: RestoreOptions, say: Say) -> RestoreResult:
-    with _session(spec_file, environment, state_dir, audit_db, lock=True) as (plan, backend, log):
+            audit_db: Path | None = None, options: RestoreOptions, say: Say,
+            settings: Settings | None = None) -> RestoreResult:
+    with _session(spec_file, environment, state_dir, audit_db, lock=True, settings=settings) as (plan, backend, log):
         return run_restore(plan, backend, log, options, say)
 
 
 def drill(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
           audit_db: Path | None = None, node: str | None = None, backup_id: str | None = None,
-          timeout: float = 180.0, say: Say) -> DrillResult:
-    with _session(spec_file, environment, state_dir, audit_db, lock=False) as (plan, backend, log):
+          timeout: float = 180.0, say: Say, settings: Settings | None = None) -> DrillResult:
+    with _session(spec_file, environment, state_dir, audit_db, lock=False, settings=settings) as (plan, backend, log):
         return run_drill(plan, backend, log, node=node, backup_id=backup_id, timeout=timeout, say=say)

@@ -23,6 +23,7 @@ from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter, SilentReporter
 from hcops.providers.base import ApplyOptions, Provider
 from hcops.providers.state import DEFAULT_LOCK_TIMEOUT, network_lock
+from hcops.settings import Settings, resolve
 from hcops.usecases.deploy import apply, load_plan, provider_for
 
 Gate = Callable[[NetworkPlan], None]
@@ -36,9 +37,11 @@ class RotateOutcome:
 
 def rotate(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
            reporter: Reporter | None = None, options: ApplyOptions | None = None, gate: Gate | None = None,
-           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> RotateOutcome:
+           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+           settings: Settings | None = None) -> RotateOutcome:
     reporter = reporter or SilentReporter()
-    plan = load_plan(spec_file, environment, state_dir)
+    settings = resolve(settings)
+    plan = load_plan(spec_file, environment, state_dir, settings=settings)
     if not certs.tls_enabled(plan):
         raise InvalidInput(f"network {plan.name} has no RPC certificates: spec.network.rpc.tls is off",
                            hint="set spec.network.rpc.tls: true and run `hcops apply`")
@@ -60,5 +63,5 @@ def rotate(spec_file: Path, environment: str | None = None, state_dir: Path | No
         reporter.step(f"rotating {node.name} ({i}/{len(order)}): new certificate "
                       f"{cert.fingerprint[:16]}, valid until {cert.not_after:%Y-%m-%d}")
         apply(spec_file, environment, state_dir, reporter=reporter, options=options, provider=prov,
-              lock_timeout=lock_timeout)
+              lock_timeout=lock_timeout, settings=settings)
     return RotateOutcome(plan, tuple(renewed))

@@ -10,14 +10,13 @@ and the outcome carries the reason (the CLI prints it on stderr).
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hcops.clock import Clock, format_time, now
 from hcops.errors import CheckFailed, HcopsError, InvalidInput
 from hcops.plan.desired import KeyMode, NetworkPlan, build_plan
 from hcops.policy.engines import make_engine
@@ -27,6 +26,7 @@ from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.seal import load_manifest
 from hcops.policy.sources import builtin_policy_dir
+from hcops.settings import Settings, resolve
 from hcops.spec.loader import load_spec
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class CheckOptions:
     manifests: ManifestScope = "provider"  # which rendered manifests the policies see (hcops.policy.input)
     record: bool = True  # append the gate run to the network's audit log (best effort)
     engine_limits: EngineLimits | None = None  # the engine's time and memory limits
+    settings: Settings | None = None  # the CLI's; None: the environment's
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,13 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
     from hcops.policy.input import build_input
 
     _validate_paths(options)
-    engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits)
+    settings = plan.settings
+    engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits, settings=settings)
     try:
         return run_gate(
             build_input(plan, options.manifests),
             policy_dirs=options.policy_dirs,
-            builtin_dir=builtin_policy_dir(),
+            builtin_dir=builtin_policy_dir(settings),
             data_files=options.data_files,
             waivers=options.waivers,
             engine=engine,
@@ -104,7 +106,7 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
 def _audit_path(plan: NetworkPlan, state_dir: Path | None) -> Path:
     from hcops.audit.log import default_path
 
-    return default_path(plan.name, state_dir)
+    return default_path(plan.name, state_dir, plan.settings)
 
 
 def record(plan: NetworkPlan, report: GateReport | None, options: CheckOptions, *, command: str,
@@ -129,6 +131,7 @@ def record(plan: NetworkPlan, report: GateReport | None, options: CheckOptions, 
             spec_hash=plan.spec_hash(),
             skipped_reason=skipped_reason,
             pack=report.pack.to_dict() if report and report.pack else None,
+            settings=plan.settings,
         )
     except (HcopsError, OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
@@ -141,7 +144,8 @@ def check(spec_file: Path, options: CheckOptions | None = None, *, command: str 
     options = options or CheckOptions()
     # No key is created: the gate judges the spec, the lock file and public identities only, so that a CI
     # job needs no secret (nodes with no identity yet are "pending" in the input).
-    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir, keys=KeyMode.existing)
+    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir, keys=KeyMode.existing,
+                      settings=resolve(options.settings))
     report = evaluate(plan, options)
     recording = record(plan, report, options, command=command) if options.record else Recording()
     return CheckOutcome(plan, report, recording)
@@ -157,12 +161,8 @@ def _write_state(plan: NetworkPlan, entry: dict[str, Any]) -> None:
     store.save(state)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def make_gate(options: CheckOptions, *, on_report: Callable[[GateReport, Recording], None] | None = None,
-              ) -> Callable[[NetworkPlan], None]:
+              clock: Clock = now) -> Callable[[NetworkPlan], None]:
     """The gate for ``hcops.usecases.deploy.apply``: evaluate, record, report, and refuse on deny."""
 
     def gate(plan: NetworkPlan) -> None:
@@ -177,21 +177,22 @@ def make_gate(options: CheckOptions, *, on_report: Callable[[GateReport, Recordi
                 + (" (strict)" if report.strict else ""),
                 hint="fix the findings, waive them (--waivers), or apply with --skip-gate --reason \"...\"",
             )
-        _write_state(plan, {"skipped": False, "passed": True, "at": _now(), "summary": report.summary.to_dict()})
+        _write_state(plan, {"skipped": False, "passed": True, "at": format_time(clock()),
+                            "summary": report.summary.to_dict()})
 
     return gate
 
 
-def make_skip(options: CheckOptions, reason: str, *,
-              on_record: Callable[[Recording], None] | None = None) -> Callable[[NetworkPlan], None]:
+def make_skip(options: CheckOptions, reason: str, *, on_record: Callable[[Recording], None] | None = None,
+              clock: Clock = now) -> Callable[[NetworkPlan], None]:
     """The stand-in gate of ``apply --skip-gate --reason``: records the reason (state and audit log)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("--skip-gate needs --reason \"...\" (recorded in the state and the audit log)")
 
     def skip(plan: NetworkPlan) -> None:
-        user = os.environ.get("USER") or os.environ.get("LOGNAME") or ""
-        _write_state(plan, {"skipped": True, "reason": reason, "user": user, "at": _now()})
+        _write_state(plan, {"skipped": True, "reason": reason, "user": plan.settings.user,
+                            "at": format_time(clock())})
         recording = record(plan, None, options, command="apply", skipped_reason=reason)
         if on_record is not None:
             on_record(recording)
@@ -201,18 +202,19 @@ def make_skip(options: CheckOptions, reason: str, *,
 
 # ------------------------------------------------------------------------------------- policy pack
 def policy_tests(dirs: Sequence[Path] = (), *, opa_url: str | None = None,
-                 builtin: bool = True, engine: str = "auto") -> list[TestResult]:
+                 builtin: bool = True, engine: str = "auto", settings: Settings | None = None) -> list[TestResult]:
     """``hcops policy test``: the ``test_*`` rules of the built-in pack and of ``dirs``."""
+    settings = resolve(settings)
     for d in dirs:
         if not d.is_dir():
             raise InvalidInput(f"{d}: not a directory")
-    chosen = make_engine(opa_url, engine=engine)
+    chosen = make_engine(opa_url, engine=engine, settings=settings)
     try:
-        return run_policy_tests(dirs, builtin_dir=builtin_policy_dir() if builtin else None, engine=chosen)
+        return run_policy_tests(dirs, builtin_dir=builtin_policy_dir(settings) if builtin else None, engine=chosen)
     finally:
         chosen.close()
 
 
-def rules(dirs: Sequence[Path] = ()) -> list[RuleMeta]:
+def rules(dirs: Sequence[Path] = (), settings: Settings | None = None) -> list[RuleMeta]:
     """``hcops policy list``: every annotated rule of the built-in pack (and of ``dirs``)."""
-    return list_rules(dirs, builtin_dir=builtin_policy_dir())
+    return list_rules(dirs, builtin_dir=builtin_policy_dir(resolve(settings)))

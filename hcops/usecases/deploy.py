@@ -39,17 +39,15 @@ from hcops.providers.base import (
     get_provider,
 )
 from hcops.providers.state import DEFAULT_LOCK_TIMEOUT, STATE_FILE, network_lock
+from hcops.settings import Settings, resolve
 from hcops.spec.loader import load_spec
 
 
-def _record_event(network_dir: Path, kind: str, body: Mapping[str, Any]) -> None:
+def _record_event(network_dir: Path, kind: str, body: Mapping[str, Any], settings: Settings) -> None:
     """Writes what a provider hands up (hcops.providers.events) to the network's audit log."""
-    import os
+    from hcops.audit.log import AuditLog
 
-    from hcops.audit.log import DB_ENV, AuditLog
-
-    path = Path(os.environ[DB_ENV]) if os.environ.get(DB_ENV) else network_dir / "audit.db"
-    with AuditLog(path) as log:
+    with AuditLog(settings.audit_db or network_dir / "audit.db") as log:
         log.append(kind, dict(body))
 
 
@@ -95,9 +93,9 @@ class DestroyOutcome:
 
 
 def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None, *,
-              keys: KeyMode = KeyMode.existing) -> NetworkPlan:
+              keys: KeyMode = KeyMode.existing, settings: Settings | None = None) -> NetworkPlan:
     """The plan from the spec, its lock file and the state folder; creates no key unless ``keys`` says so."""
-    return build_plan(load_spec(spec_file, environment), state_dir, keys=keys)
+    return build_plan(load_spec(spec_file, environment), state_dir, keys=keys, settings=resolve(settings))
 
 
 def provider_for(plan: NetworkPlan, provider: Provider | None = None) -> Provider:
@@ -152,8 +150,9 @@ def check_plan(p: NetworkPlan, prov: Provider) -> None:
 
 
 def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-         prune_volumes: bool = False, provider: Provider | None = None) -> PlanOutcome:
-    p = load_plan(spec_file, environment, state_dir)
+         prune_volumes: bool = False, provider: Provider | None = None, settings: Settings | None = None
+         ) -> PlanOutcome:
+    p = load_plan(spec_file, environment, state_dir, settings=settings)
     prov = provider_for(p, provider)
     check_plan(p, prov)
     return PlanOutcome(p, prov.plan(p, prune_volumes=prune_volumes))
@@ -162,12 +161,13 @@ def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None
 def apply(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
           reporter: Reporter | None = None, options: ApplyOptions | None = None, gate: Gate | None = None,
           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-          confirm: Confirm | None = None) -> ApplyOutcome:
+          confirm: Confirm | None = None, settings: Settings | None = None) -> ApplyOutcome:
     """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse;
     ``confirm``, before it, sees the pending changes and may decline them (the outcome has no result)."""
     options = options or ApplyOptions()
+    settings = resolve(settings)
     loaded = load_spec(spec_file, environment)
-    probe = build_plan(loaded, state_dir, keys=KeyMode.existing)
+    probe = build_plan(loaded, state_dir, keys=KeyMode.existing, settings=settings)
     prov = provider_for(probe, provider)
     if confirm is not None:
         # Outside the lock: a person answering a prompt must not hold up another apply of the network.
@@ -178,7 +178,7 @@ def apply(spec_file: Path, environment: str | None = None, state_dir: Path | Non
         # Read-only checks first: a refused apply leaves no key, lock or container behind.
         check_state_folder(probe)
         check_plan(probe, prov)
-        p = build_plan(loaded, state_dir, keys=KeyMode.generate) if probe.pending else probe
+        p = build_plan(loaded, state_dir, keys=KeyMode.generate, settings=settings) if probe.pending else probe
         check_membership(p, prov)  # the new nodes' identities are known now
         if gate is not None:  # under the lock: the gate records its outcome in the network's state
             gate(p)
@@ -209,14 +209,15 @@ class LockRecorder:
 
 
 def status(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-           provider: Provider | None = None) -> StatusOutcome:
-    p = load_plan(spec_file, environment, state_dir)
+           provider: Provider | None = None, settings: Settings | None = None) -> StatusOutcome:
+    p = load_plan(spec_file, environment, state_dir, settings=settings)
     return StatusOutcome(p, provider_for(p, provider).observe(p))
 
 
 def destroy(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
             reporter: Reporter | None = None, prune_volumes: bool = False, purge_keys: bool = False,
-            provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> DestroyOutcome:
+            provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+            settings: Settings | None = None) -> DestroyOutcome:
     """Remove the network's containers and network; volumes and keys only when asked.
 
     Keys go only together with the volumes: a node's chain data is useless, and dangerous to restart,
@@ -224,7 +225,7 @@ def destroy(spec_file: Path, environment: str | None = None, state_dir: Path | N
     if purge_keys and not prune_volumes:
         raise InvalidInput("--purge-keys needs --prune-volumes",
                            hint="the nodes' data volumes belong to the keys; remove both or neither")
-    p = load_plan(spec_file, environment, state_dir)
+    p = load_plan(spec_file, environment, state_dir, settings=settings)
     prov = provider_for(p, provider)
     removed_lock = None
     reporter = reporter or SilentReporter()

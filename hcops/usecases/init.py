@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hcops import __version__
 from hcops.errors import Diagnostic, InvalidInput
+from hcops.settings import Settings
 from hcops.spec.models import OrgRole
 
 COMETBFT_VERSION = "0.38.17"
@@ -135,7 +136,7 @@ def _chain_id(name: str, suffix: str) -> str:
     return name[:50 - len(suffix)].rstrip("-") + suffix  # chain ids: at most 50 characters
 
 
-def render_files(options: InitOptions) -> dict[str, str]:
+def render_files(options: InitOptions, settings: Settings | None = None) -> dict[str, str]:
     """Relative path -> content of every file `init` writes."""
     from hcops.render.base import templates_dir
     from hcops.render.templating import load_template
@@ -146,7 +147,7 @@ def render_files(options: InitOptions) -> dict[str, str]:
                "provider": options.provider, "cometbft_version": COMETBFT_VERSION, "image": IMAGE,
                "chain_id": _chain_id(options.name, "-1"), "staging_chain_id": _chain_id(options.name, "-staging-1"),
                "hcops_version": __version__}
-    folder = templates_dir() / "init"
+    folder = templates_dir(settings) / "init"
     return {path: load_template(folder, template).render(context) for template, path in FILES.items()}
 
 
@@ -192,12 +193,12 @@ def _moved(d: Diagnostic, tmp: str, directory: Path) -> Diagnostic:
     return dataclasses.replace(d, location=dataclasses.replace(d.location, file=where))
 
 
-def init(directory: Path, options: InitOptions) -> InitResult:
+def init(directory: Path, options: InitOptions, settings: Settings | None = None) -> InitResult:
     """Write the scaffold into ``directory`` (created if needed). Existing files are refused (InvalidInput,
     naming them) unless ``options.force``; nothing is written when anything is refused or invalid."""
     from hcops.fsutil import make_dirs, replace_file
 
-    files = render_files(options)
+    files = render_files(options, settings)
     existing = _existing(directory, list(files))
     if existing and not options.force:
         names = ", ".join(str(p) for p in existing)

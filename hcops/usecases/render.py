@@ -9,6 +9,7 @@ from pathlib import Path
 from hcops.errors import InvalidInput
 from hcops.plan.desired import KeyMode, NetworkPlan, build_plan
 from hcops.render import render_targets
+from hcops.settings import Settings, resolve
 from hcops.spec.loader import load_spec
 
 
@@ -20,11 +21,12 @@ class RenderResult:
 
 
 def render(spec_file: Path, environment: str | None, out_dir: Path, targets: Sequence[str],
-           state_dir: Path | None = None, *, generate_keys: bool = False) -> RenderResult:
+           state_dir: Path | None = None, *, generate_keys: bool = False,
+           settings: Settings | None = None) -> RenderResult:
     """Manifests carry each node's key files, so every node needs keys in the state folder: created only
     with ``generate_keys`` (``--generate-keys``), never as a side effect."""
     plan = build_plan(load_spec(spec_file, environment), state_dir,
-                      keys=KeyMode.generate if generate_keys else KeyMode.existing)
+                      keys=KeyMode.generate if generate_keys else KeyMode.existing, settings=resolve(settings))
     if plan.without_keys:
         raise InvalidInput(f"no keys in {plan.state_dir} for node(s) {', '.join(plan.without_keys)}: the manifests "
                            "carry each node's key files",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from hcops.audit import attestations as attesting
 from hcops.audit.evaluate import load_runtime_pack
-from hcops.audit.log import AuditLog, now_text
+from hcops.audit.log import AuditLog
 from hcops.audit.render import render
 from hcops.audit.report import GateEvidence, build_report
+from hcops.clock import now_text
 from hcops.errors import HcopsError
 from hcops.plan.desired import NetworkPlan
 from hcops.policy.engines import make_engine
@@ -18,6 +19,7 @@ from hcops.policy.gate import list_rules, run_gate
 from hcops.policy.metadata import RuleMeta
 from hcops.policy.sources import builtin_policy_dir
 from hcops.policy.waivers import WAIVER_RULES, Waiver, load_waivers
+from hcops.settings import Settings, resolve
 from hcops.usecases.audit import AuditOptions, log_path
 from hcops.usecases.deploy import load_plan
 
@@ -32,8 +34,9 @@ def gate_evidence(
     plan: NetworkPlan, environment: str | None, waivers: Path | None, log: AuditLog | None
 ) -> tuple[GateEvidence, list[RuleMeta]]:
     """Evaluate the gate now; when that is impossible, fall back to the last gate run in the log."""
+    settings = plan.settings
     try:
-        rules = [*list_rules(builtin_dir=builtin_policy_dir()), *WAIVER_RULES]  # waiver rules cover RA-1
+        rules = [*list_rules(builtin_dir=builtin_policy_dir(settings)), *WAIVER_RULES]  # waiver rules cover RA-1
     except HcopsError:
         rules = list(WAIVER_RULES)
     try:
@@ -42,10 +45,10 @@ def gate_evidence(
         report = run_gate(
             build_input(plan),
             policy_dirs=(),
-            builtin_dir=builtin_policy_dir(),
+            builtin_dir=builtin_policy_dir(settings),
             data_files=(),
             waivers=waivers,
-            engine=make_engine(),
+            engine=make_engine(settings=settings),
             locate=plan.loaded.locate,
             environment=environment,
         )
@@ -69,10 +72,13 @@ def write_report(
     waivers: Path | None = None,
     now: dt.datetime | None = None,
     attestations: Path | None = None,
+    settings: Settings | None = None,
 ) -> ReportResult:
-    plan = load_plan(spec_file, environment, state_dir)
+    settings = resolve(settings)
+    plan = load_plan(spec_file, environment, state_dir, settings=settings)
     attested = attesting.load(attestations or attesting.default_path(spec_file))
-    path = log_path(plan, AuditOptions(environment=environment, state_dir=state_dir, audit_db=audit_db))
+    path = log_path(plan, AuditOptions(environment=environment, state_dir=state_dir, audit_db=audit_db,
+                                       settings=settings))
     log = AuditLog(path, create=False) if path.exists() else None
     try:
         gate, gate_rules = gate_evidence(plan, environment, waivers, log)
@@ -83,7 +89,7 @@ def write_report(
             log=log,
             gate=gate,
             gate_rules=gate_rules,
-            runtime_rules=list(load_runtime_pack().rules.values()),
+            runtime_rules=list(load_runtime_pack(settings=settings).rules.values()),
             waivers=waiver_list,
             attestations=attested,
             now=now,

@@ -174,12 +174,12 @@ def test_auto_picks_wasm_for_the_shipped_pack_else_opa_else_embedded(monkeypatch
     user = pack_modules()
     auto = AutoEngine()
     monkeypatch.setenv("HCOPS_CACHE", str(tmp_path))  # no module compiled earlier
-    monkeypatch.setattr(opa_binary, "find_opa", lambda: tmp_path / "opa")
+    monkeypatch.setattr(opa_binary, "find_opa", lambda _settings=None: tmp_path / "opa")
     assert auto.choose(builtin) == "wasm"
     assert auto.choose(builtin, WASM_MAX_INPUT + 1) == "opa"  # large inputs: the OPA binary scales better
     assert auto.choose(user) == "opa"
     assert auto.choose(None) == "opa"  # policy tests
-    monkeypatch.setattr(opa_binary, "find_opa", lambda: None)
+    monkeypatch.setattr(opa_binary, "find_opa", lambda _settings=None: None)
     assert auto.choose(builtin, WASM_MAX_INPUT + 1) == "wasm"
     assert auto.choose(user) == "embedded"
     assert auto.choose(None) == "embedded"
@@ -190,7 +190,7 @@ def test_auto_names_the_engine_that_evaluated(compliant: dict[str, Any], monkeyp
     from hcops.policy.engines import opa_binary
 
     monkeypatch.setenv("HCOPS_CACHE", str(tmp_path))
-    monkeypatch.setattr(opa_binary, "find_opa", lambda: None)
+    monkeypatch.setattr(opa_binary, "find_opa", lambda _settings=None: None)
     auto = AutoEngine()
     assert auto.evaluate(pack_modules(), compliant, {}).raw() == []
     assert auto.name == "embedded"

@@ -12,13 +12,13 @@ Each engine is imported when first used, so that a gate on one engine does not l
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from hcops.errors import InvalidInput
 from hcops.lazy import lazy_attributes
 from hcops.policy.engines.base import Engine, EngineResult, PackageResult, TestResult
 from hcops.policy.engines.limits import EngineLimits
+from hcops.settings import OPA_URL, Settings, resolve
 
 if TYPE_CHECKING:
     from hcops.policy.engines.auto import AutoEngine
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hcops.policy.engines.opa_server import OpaServerEngine
     from hcops.policy.engines.wasm_engine import WasmEngine
 
-ENV_URL = "HCOPS_OPA_URL"
+ENV_URL = OPA_URL
 ENGINES = ("auto", "wasm", "opa", "embedded")
 
 _EXPORTS = {
@@ -43,34 +43,34 @@ __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 def make_engine(opa_url: str | None = None, *, engine: str = "auto", timeout: float = 30.0,
-                limits: EngineLimits | None = None) -> Engine:
-    """The engine named ``engine`` (one of ENGINES) under ``limits``; with ``opa_url`` (or env
-    ``HCOPS_OPA_URL``) the OPA server engine, which only goes with ``auto``."""
+                limits: EngineLimits | None = None, settings: Settings | None = None) -> Engine:
+    """The engine named ``engine`` (one of ENGINES) under ``limits``; with ``opa_url`` (or
+    ``HCOPS_OPA_URL`` in ``settings``) the OPA server engine, which only goes with ``auto``."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    url = opa_url or os.environ.get(ENV_URL, "").strip()
+    url = opa_url or (resolve(settings).opa_url or "").strip()
     if url:
         if engine != "auto":
             raise InvalidInput(f"--engine {engine} and an OPA server URL (--opa-url / {ENV_URL}) exclude each other",
                                hint="drop one of them")
         from hcops.policy.engines.opa_server import OpaServerEngine
 
-        return OpaServerEngine(url, timeout=timeout)
+        return OpaServerEngine(url, timeout=timeout, settings=settings)
     if engine == "wasm":
         from hcops.policy.engines.wasm_engine import WasmEngine
 
-        return WasmEngine(limits)
+        return WasmEngine(limits, settings=settings)
     if engine == "opa":
         from hcops.policy.engines.opa_local import OpaLocalEngine
 
-        return OpaLocalEngine(limits)
+        return OpaLocalEngine(limits, settings=settings)
     if engine == "embedded":
         from hcops.policy.engines.embedded import EmbeddedEngine
 
         return EmbeddedEngine(limits)
     from hcops.policy.engines.auto import AutoEngine
 
-    return AutoEngine(limits)
+    return AutoEngine(limits, settings=settings)
 
 
 __all__ = [

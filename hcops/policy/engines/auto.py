@@ -25,6 +25,7 @@ from typing import Any
 from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.policy.engines.base import Engine, EngineResult, TestResult
 from hcops.policy.engines.limits import EngineLimits
+from hcops.settings import Settings
 
 
 def wasm_available() -> bool:
@@ -41,8 +42,9 @@ WASM_MAX_INPUT = 1_000_000  # bytes of input JSON up to which wasm is chosen ove
 class AutoEngine:
     name = "auto"
 
-    def __init__(self, limits: EngineLimits | None = None) -> None:
+    def __init__(self, limits: EngineLimits | None = None, *, settings: Settings | None = None) -> None:
         self.limits = limits
+        self.settings = settings
         self._engines: dict[str, Engine] = {}
         self._current: Engine | None = None
 
@@ -52,11 +54,11 @@ class AutoEngine:
             if kind == "wasm":
                 from hcops.policy.engines.wasm_engine import WasmEngine
 
-                engine = WasmEngine(self.limits)
+                engine = WasmEngine(self.limits, settings=self.settings)
             elif kind == "opa":
                 from hcops.policy.engines.opa_local import OpaLocalEngine
 
-                engine = OpaLocalEngine(self.limits)
+                engine = OpaLocalEngine(self.limits, settings=self.settings)
             else:
                 from hcops.policy.engines.embedded import EmbeddedEngine
 
@@ -72,10 +74,10 @@ class AutoEngine:
         if modules is not None and wasm_available():
             from hcops.policy.engines.wasm_pack import precompiled
 
-            wasm = precompiled(modules)
+            wasm = precompiled(modules, self.settings)
             if wasm and input_size <= WASM_MAX_INPUT:
                 return "wasm"
-        if find_opa() is not None:
+        if find_opa(self.settings) is not None:
             return "opa"
         return "wasm" if wasm else "embedded"
 

@@ -7,16 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
-ENV_BIN = "HCOPS_OPA_BIN"
+from hcops.settings import Settings, resolve
 
 
-def find_opa() -> Path | None:
-    override = os.environ.get(ENV_BIN, "").strip()
-    if override:
-        path = Path(override).expanduser()
+def find_opa(settings: Settings | None = None) -> Path | None:
+    settings = resolve(settings)
+    if settings.opa_bin is not None:
+        path = settings.opa_bin
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    cache = Path(os.environ.get("HCOPS_CACHE") or Path.home() / ".cache" / "hcops")
-    candidate = cache / "bin" / "opa"
+    candidate = settings.cache / "bin" / "opa"
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return candidate
     found = shutil.which("opa")

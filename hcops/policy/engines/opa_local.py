@@ -41,6 +41,7 @@ from hcops.policy.engines.base import (
 from hcops.policy.engines.limits import EngineLimitExceeded, EngineLimits
 from hcops.policy.engines.opa_binary import find_opa
 from hcops.policy.regosrc import rego_ref
+from hcops.settings import Settings
 
 GO_RUNTIME_MB = 1024  # address space the Go runtime reserves beyond the heap
 
@@ -78,16 +79,18 @@ class OpaLocalEngine:
 
     name = "opa"
 
-    def __init__(self, limits: EngineLimits | None = None, *, binary: Path | None = None) -> None:
+    def __init__(self, limits: EngineLimits | None = None, *, binary: Path | None = None,
+                 settings: Settings | None = None) -> None:
         self.limits = limits or EngineLimits()
         self._binary = binary
+        self._settings = settings
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
     @property
     def binary(self) -> Path:
-        found = self._binary or find_opa()
+        found = self._binary or find_opa(self._settings)
         if found is None:
             raise EnvironmentProblem(
                 "the OPA binary was not found (looked at $HCOPS_OPA_BIN, $HCOPS_CACHE/bin/opa and PATH)",

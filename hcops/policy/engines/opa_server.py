@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,8 +45,9 @@ from hcops.policy.engines.base import (
     run_test_cases,
     verdict_of_test,
 )
+from hcops.settings import OPA_URL, Settings, resolve
 
-ENV_URL = "HCOPS_OPA_URL"
+ENV_URL = OPA_URL
 ID_PREFIX = "hcops/"
 PACK_DATA_KEY = "hcops_engine_pack"
 _STRICT = {"strict-builtin-errors": "true"}
@@ -68,7 +68,8 @@ class OpaServerEngine:
 
     name = "opa-server"
 
-    def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None,
+                 settings: Settings | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput(f"invalid OPA URL {url!r}: expected http(s)://host[:port]")
@@ -79,7 +80,7 @@ class OpaServerEngine:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._https = parts.scheme == "https"
         self._timeout = timeout
-        self._token = token or os.environ.get("HCOPS_OPA_TOKEN") or None
+        self._token = token or resolve(settings).opa_token
         self._opa: OpaClient | None = None
         self._conn: http.client.HTTPConnection | None = None
 

@@ -44,6 +44,7 @@ from hcops.policy.engines.base import (
 )
 from hcops.policy.engines.limits import EngineLimits
 from hcops.policy.engines.wasm_pack import ENTRYPOINT, PART_ENTRYPOINTS, Compiled, compiled_for, with_entry
+from hcops.settings import Settings
 
 
 class WasmEngine:
@@ -51,9 +52,11 @@ class WasmEngine:
 
     name = "wasm"
 
-    def __init__(self, limits: EngineLimits | None = None, *, parallel: bool | None = None) -> None:
+    def __init__(self, limits: EngineLimits | None = None, *, parallel: bool | None = None,
+                 settings: Settings | None = None) -> None:
         self.limits = limits or EngineLimits()
         self.parallel = parallel  # None: decided per evaluation (_two_threads)
+        self.settings = settings  # where the OPA binary and the cache of compiled modules are
         self._instances: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
         self._running: set[Any] = set()
         self._lock = threading.Lock()
@@ -76,7 +79,7 @@ class WasmEngine:
 
         pool = self._instances.setdefault((compiled.digest, compiled.entrypoints), [])
         if len(pool) < n:
-            module = load_module(compiled.wasm)
+            module = load_module(compiled.wasm, self.settings)
             pool.extend(OpaWasm(module, self.limits, size=len(compiled.wasm)) for _ in range(n - len(pool)))
         return pool[:n]
 
@@ -135,7 +138,7 @@ class WasmEngine:
         """``evaluate`` of an input document already serialized (JSON bytes)."""
         policy = with_entry(modules)
         analysis = analyse({k: v for k, v in modules.items() if not k.endswith("_test.rego")})
-        compiled = compiled_for(policy)
+        compiled = compiled_for(policy, settings=self.settings)
         self.last_source = compiled.source
         try:
             data_body = orjson.dumps(data or {}, default=str)
@@ -156,7 +159,7 @@ class WasmEngine:
         entrypoints = tuple(sorted({_entrypoint(c) for c in cases}))
         instance = None
         if entrypoints:
-            compiled = compiled_for(dict(modules), entrypoints)
+            compiled = compiled_for(dict(modules), entrypoints, self.settings)
             instance = self._instance(compiled)[0]
         data_body = orjson.dumps(data or {})
 

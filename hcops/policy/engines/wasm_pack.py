@@ -29,6 +29,7 @@ from typing import Any
 from hcops.errors import Diagnostic, EnvironmentProblem, InvalidInput, Location
 from hcops.policy.engines.base import ENTRY_FILENAME, ENTRY_PACKAGE, ENTRY_RULE, Analysis, analyse, entry_module
 from hcops.policy.engines.opa_binary import find_opa
+from hcops.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parent / "wasm"
 MANIFEST = ARTIFACTS / "manifest.json"
@@ -110,9 +111,9 @@ def find_shipped(digest: str) -> Compiled | None:
 
 
 def compile_wasm(policy: Mapping[str, str], entrypoints: tuple[str, ...] = (ENTRYPOINT,),
-                 opa: Path | None = None, timeout: float = 300.0) -> bytes:
+                 opa: Path | None = None, timeout: float = 300.0, settings: Settings | None = None) -> bytes:
     """``opa build -t wasm`` of ``policy`` (name -> source); the module's bytes."""
-    binary = opa or find_opa()
+    binary = opa or find_opa(settings)
     if binary is None:
         raise EnvironmentProblem(
             "these policies are not in the precompiled wasm pack, and compiling them needs the OPA binary",
@@ -158,18 +159,20 @@ def _cache_key(digest: str, entrypoints: tuple[str, ...]) -> str:
     return hashlib.sha256((digest + "\n" + "\n".join(entrypoints)).encode()).hexdigest()
 
 
-def precompiled(modules: Mapping[str, str]) -> bool:
+def precompiled(modules: Mapping[str, str], settings: Settings | None = None) -> bool:
     """Whether ``modules`` have a module without compiling: shipped, or compiled earlier (cached)."""
     from hcops.policy.engines.wasm_runtime import cache_dir
 
     digest = policy_digest(with_entry(modules))
-    return find_shipped(digest) is not None or (cache_dir() / f"{_cache_key(digest, EVAL_ENTRYPOINTS)}.wasm").is_file()
+    return find_shipped(digest) is not None or \
+        (cache_dir(settings) / f"{_cache_key(digest, EVAL_ENTRYPOINTS)}.wasm").is_file()
 
 
 EVAL_ENTRYPOINTS = (ENTRYPOINT, *PART_ENTRYPOINTS)
 
 
-def compiled_for(policy: Mapping[str, str], entrypoints: tuple[str, ...] = EVAL_ENTRYPOINTS) -> Compiled:
+def compiled_for(policy: Mapping[str, str], entrypoints: tuple[str, ...] = EVAL_ENTRYPOINTS,
+                 settings: Settings | None = None) -> Compiled:
     """The module for ``policy``: shipped, cached from an earlier compile, or compiled now (and cached)."""
     from hcops.policy.engines.wasm_runtime import cache_dir
 
@@ -178,10 +181,10 @@ def compiled_for(policy: Mapping[str, str], entrypoints: tuple[str, ...] = EVAL_
     found = find_shipped(digest)
     if found is not None and set(entrypoints) <= set(found.entrypoints):
         return found
-    cached = cache_dir() / f"{key}.wasm"
+    cached = cache_dir(settings) / f"{key}.wasm"
     if cached.is_file():
         return Compiled(cached.read_bytes(), digest, entrypoints, "compiled")
-    wasm = compile_wasm(policy, entrypoints)
+    wasm = compile_wasm(policy, entrypoints, settings=settings)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{id(wasm)}")
@@ -193,11 +196,11 @@ def compiled_for(policy: Mapping[str, str], entrypoints: tuple[str, ...] = EVAL_
 
 
 # ------------------------------------------------------------------------------------- regeneration
-def builtin_packs(root: Path | None = None) -> dict[str, dict[str, str]]:
+def builtin_packs(root: Path | None = None, settings: Settings | None = None) -> dict[str, dict[str, str]]:
     """The gate and runtime packs as the engines see them (name -> source, entry module included)."""
     from hcops.policy.sources import RUNTIME_DIR, builtin_policy_dir, collect_policies, modules_of
 
-    base = root or builtin_policy_dir()
+    base = root or builtin_policy_dir(settings)
     return {
         "gate": with_entry(modules_of(collect_policies(builtin_dir=base))),
         "runtime": with_entry(modules_of(collect_policies(builtin_dir=base / RUNTIME_DIR))),
@@ -212,28 +215,29 @@ def opa_version(binary: Path) -> str:
     return m.group(1) if m else "unknown"
 
 
-def stale_packs(root: Path | None = None) -> list[str]:
+def stale_packs(root: Path | None = None, settings: Settings | None = None) -> list[str]:
     """Names of the built-in packs whose shipped module is missing or was compiled from other sources."""
     packs = shipped_manifest().get("packs") or {}
     out = []
-    for name, policy in builtin_packs(root).items():
+    for name, policy in builtin_packs(root, settings).items():
         entry = packs.get(name) or {}
         if entry.get("digest") != policy_digest(policy) or find_shipped(policy_digest(policy)) is None:
             out.append(name)
     return out
 
 
-def regenerate(root: Path | None = None) -> dict[str, Any]:
-    binary = find_opa()
+def regenerate(root: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    binary = find_opa(settings)
     if binary is None:
         raise SystemExit("the OPA binary is needed (scripts/bootstrap opa)")
     from hcops.policy.engines.wasm_runtime import OpaWasm, load_module
 
     manifest: dict[str, Any] = {"opa": opa_version(binary), "regenerate": REGENERATE, "packs": {}}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for name, policy in builtin_packs(root).items():
+    for name, policy in builtin_packs(root, settings).items():
         wasm = compile_wasm(policy, EVAL_ENTRYPOINTS, opa=binary)
-        instance = OpaWasm(load_module(wasm), size=len(wasm))  # also checks that the host provides every import
+        # instantiating also checks that the host provides every import
+        instance = OpaWasm(load_module(wasm, settings), size=len(wasm))
         (ARTIFACTS / f"{name}.wasm").write_bytes(wasm)
         manifest["packs"][name] = {
             "module": f"{name}.wasm",
@@ -246,27 +250,28 @@ def regenerate(root: Path | None = None) -> dict[str, Any]:
     return manifest
 
 
-def warm() -> None:
+def warm(settings: Settings | None = None) -> None:
     """Compile the shipped modules for this machine into the cache (the first check does it otherwise)."""
     from hcops.policy.engines.wasm_runtime import load_module
 
     for entry in (shipped_manifest().get("packs") or {}).values():
-        load_module((ARTIFACTS / str(entry["module"])).read_bytes())
+        load_module((ARTIFACTS / str(entry["module"])).read_bytes(), settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    settings = Settings.from_env()  # this command's boundary, as the CLI's is for hcops
     if args == ["--check"]:
-        stale = stale_packs()
+        stale = stale_packs(settings=settings)
         if stale:
             print(f"stale: {', '.join(stale)} (run: {REGENERATE})", file=sys.stderr)
             return 1
         return 0
-    if args == ["--if-stale"] and not stale_packs():
-        warm()
+    if args == ["--if-stale"] and not stale_packs(settings=settings):
+        warm(settings)
         print("wasm packs up to date; compiled code cached")
         return 0
-    manifest = regenerate()
+    manifest = regenerate(settings=settings)
     for name, entry in manifest["packs"].items():
         print(f"{name}: {entry['module']} {entry['digest'][:12]} host built-ins {entry['hostBuiltins']}")
     return 0

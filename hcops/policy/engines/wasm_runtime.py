@@ -36,6 +36,7 @@ from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.policy.engines.limits import EngineLimitExceeded, EngineLimits
 from hcops.policy.engines.wasm_builtins import HOST_BUILTINS, BuiltinError, Num, parse_value_dump
 from hcops.policy.engines.wasm_calls import Call, host_func
+from hcops.settings import Settings, resolve
 
 PAGE = 65536
 MAX_PAGES = 65536  # wasm32: 4 GiB
@@ -78,8 +79,8 @@ class WasmAbort(InvalidInput):
     """The policy module stopped the evaluation (a Rego runtime error such as conflicting values)."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HCOPS_CACHE") or Path.home() / ".cache" / "hcops") / "wasm"
+def cache_dir(settings: Settings | None = None) -> Path:
+    return resolve(settings).cache / "wasm"
 
 
 def _engine() -> wt.Engine:
@@ -101,12 +102,12 @@ def shared_engine() -> wt.Engine:
         return _ENGINE
 
 
-def load_module(wasm: bytes) -> wt.Module:
+def load_module(wasm: bytes, settings: Settings | None = None) -> wt.Module:
     """The compiled module for ``wasm``: from the cache when there, else compiled (and cached)."""
     engine = shared_engine()
     version = _runtime_stamp()
     key = hashlib.sha256(wasm).hexdigest()[:32]
-    cached = cache_dir() / f"{key}-{version}-{_CONFIG_KEY}.cwasm"
+    cached = cache_dir(settings) / f"{key}-{version}-{_CONFIG_KEY}.cwasm"
     if cached.is_file():
         try:
             return wt.Module.deserialize_file(engine, str(cached))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import weakref
 from typing import ClassVar
 
+from hcops.clock import format_time, now
 from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter, SilentReporter
@@ -39,7 +40,7 @@ from hcops.providers.base import (
     register,
 )
 from hcops.providers.rpc import RpcClient
-from hcops.providers.state import NodeRecord, StateStore, now
+from hcops.providers.state import NodeRecord, StateStore
 from hcops.render.ansible import unit_name
 
 KIND = "host"
@@ -83,7 +84,7 @@ class AnsibleProvider:
 
     @staticmethod
     def _record(plan: NetworkPlan, run: RunResult) -> None:
-        events.record(plan.state_dir, AUDIT_KIND, run.audit_body(plan.name, plan.spec_hash()))
+        events.record(plan.state_dir, AUDIT_KIND, run.audit_body(plan.name, plan.spec_hash()), plan.settings)
 
     @staticmethod
     def _fail(run: RunResult, what: str) -> EnvironmentProblem:
@@ -123,7 +124,7 @@ class AnsibleProvider:
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
         state.phase, state.spec_hash = "applying", plan.spec_hash()
-        state.started_at, state.finished_at = now(), None
+        state.started_at, state.finished_at = format_time(now()), None
         state.extra = {**state.extra, "binarySha256": ws.binary.sha256 if ws.binary else None}
         store.save(state)
 
@@ -150,7 +151,7 @@ class AnsibleProvider:
             if started:
                 readiness.wait_network(ws, tunnels, reporter, options)
             self._rolling_restart(ws, tunnels, restart, reporter, options)
-        state.phase, state.finished_at = "applied", now()
+        state.phase, state.finished_at = "applied", format_time(now())
         store.save(state)
         return ApplyResult(changes, apply_observation(plan, run))
 
@@ -199,7 +200,7 @@ class AnsibleProvider:
                                               if ((run.result(n, PROBE_TASK) or {}).get("user") or {}).get("exists"))
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
-        state.phase, state.finished_at = "destroyed", now()
+        state.phase, state.finished_at = "destroyed", format_time(now())
         state.nodes = {} if prune_volumes else {k: NodeRecord(volume=f"{v.resource_id}:{home}")
                                                 for k, v in state.nodes.items()}
         store.save(state)

@@ -11,7 +11,6 @@ Artifacts go to ``<state>/<network>/ansible/runs/<ident>/`` and are rotated (``k
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import os
 import secrets
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hcops.clock import now, stamp
 from hcops.errors import EnvironmentProblem
 from hcops.progress import Reporter
 from hcops.providers.base import FieldChange
@@ -189,8 +189,7 @@ class _Events:
 
 
 def new_ident(playbook: str) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{playbook}-{secrets.token_hex(3)}"
+    return f"{stamp(now())}-{playbook}-{secrets.token_hex(3)}"
 
 
 def run_playbook(ws: Workspace, playbook: str, reporter: Reporter, *, hosts: list[str],

@@ -43,10 +43,6 @@ class Binary:
     version: str
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HCOPS_CACHE") or Path.home() / ".cache" / "hcops")
-
-
 def spec_path(plan: NetworkPlan, text: str) -> Path:
     """A path from the spec: "~/" is the user's home; a relative one is relative to the spec's folder."""
     path = Path(os.path.expanduser(text))
@@ -59,7 +55,7 @@ def find_binary(plan: NetworkPlan) -> Binary:
         path: Path | None = spec_path(plan, settings.binary)
         where = "spec.provider.ansible.binary"
     else:
-        cached = cache_dir() / "bin" / "cometbft"
+        cached = plan.settings.cache / "bin" / "cometbft"
         found = shutil.which("cometbft")
         path = cached if cached.is_file() else Path(found) if found else None
         where = "$HCOPS_CACHE/bin/cometbft or PATH"
@@ -133,7 +129,7 @@ class Workspace:
         return path
 
     def playbook(self, name: str) -> Path:
-        return templates_dir() / "ansible" / "playbooks" / f"{name}.yml"
+        return templates_dir(self.plan.settings) / "ansible" / "playbooks" / f"{name}.yml"
 
     def prepare(self) -> Workspace:
         """Write the inventory (a fresh render) and the settings file; check the SSH key is there."""
@@ -164,7 +160,7 @@ class Workspace:
         conn = self.settings.connection
         env = {
             "ANSIBLE_CONFIG": str(self.root / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(templates_dir() / "ansible" / "roles"),
+            "ANSIBLE_ROLES_PATH": str(templates_dir(self.plan.settings) / "ansible" / "roles"),
             "ANSIBLE_HOME": str(self.root / "home"),
             "ANSIBLE_LOCAL_TEMP": str(self.root / "tmp"),
             "ANSIBLE_SSH_ARGS": " ".join([*self.ssh_options(), "-o", "ControlMaster=auto",

@@ -9,13 +9,13 @@ import io
 import json
 import ssl
 import tarfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from docker.types import EndpointConfig, LogConfig
 
+from hcops.clock import now
 from hcops.plan import cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY, PRIV_VALIDATOR_STATE, initial_validator_state
@@ -204,7 +204,7 @@ class DesiredContainer:
 
 def make_tar(entries: list[tuple[str, bytes | None, int]]) -> bytes:
     buf = io.BytesIO()
-    stamp = int(time.time())
+    stamp = int(now().timestamp())
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, content, mode in entries:
             info = tarfile.TarInfo(path)

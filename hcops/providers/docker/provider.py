@@ -20,6 +20,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
+from hcops.clock import format_time, now
 from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.progress import Reporter
@@ -54,7 +55,7 @@ from hcops.providers.docker.inventory import (
 )
 from hcops.providers.docker.observe import observe
 from hcops.providers.docker.rollout import Rollout, running
-from hcops.providers.state import NodeRecord, StateStore, now
+from hcops.providers.state import NodeRecord, StateStore
 
 MAX_WORKERS = 8
 
@@ -109,7 +110,7 @@ class DockerProvider:
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
         state.phase, state.spec_hash = "applying", plan.spec_hash()
-        state.started_at, state.finished_at = now(), None
+        state.started_at, state.finished_at = format_time(now()), None
         store.save(state)
 
         if orphaned:
@@ -182,7 +183,7 @@ class DockerProvider:
 
         if not fresh and (creating or stopped or replacing or members):
             roll.wait_network(since=roll.height() or 1)
-        state.phase, state.finished_at = "applied", now()
+        state.phase, state.finished_at = "applied", format_time(now())
         store.save(state)
         return ApplyResult(changes, observe(client, plan, read_inventory(client, plan), detail=False),
                            validator_changes=tuple(roll.committed))
@@ -347,7 +348,7 @@ class DockerProvider:
             reporter.step(f"removed {len(volumes)} volume(s)")
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
-        state.phase, state.finished_at = "destroyed", now()
+        state.phase, state.finished_at = "destroyed", format_time(now())
         kept_nodes = {} if prune_volumes else state.nodes
         state.nodes = {k: NodeRecord(volume=v.volume) for k, v in kept_nodes.items()}
         store.save(state)

@@ -3,7 +3,6 @@ else the in-cluster service account."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from kubernetes import config as kube_config
@@ -11,25 +10,23 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
 from hcops.errors import EnvironmentProblem
+from hcops.settings import Settings, resolve
 
 
-def kubeconfig_path() -> Path | None:
-    """The first file of ``$KUBECONFIG`` (read now, not at import), else ``~/.kube/config`` if present."""
-    env = os.environ.get("KUBECONFIG", "")
-    for part in env.split(os.pathsep):
-        if part and Path(part).expanduser().is_file():
-            return Path(part).expanduser()
+def kubeconfig_path(settings: Settings | None = None) -> Path | None:
+    """The first file of ``$KUBECONFIG``, else ``~/.kube/config`` if present."""
+    for part in resolve(settings).kubeconfig:
+        if part.expanduser().is_file():
+            return part.expanduser()
     default = Path("~/.kube/config").expanduser()
     return default if default.is_file() else None
 
 
-def in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-
-
-def connect(context: str | None = None, kubeconfig: Path | None = None) -> ApiClient:
+def connect(context: str | None = None, kubeconfig: Path | None = None, settings: Settings | None = None
+            ) -> ApiClient:
     """An authenticated client; raises :class:`EnvironmentProblem` saying what was tried."""
-    path = kubeconfig or kubeconfig_path()
+    settings = resolve(settings)
+    path = kubeconfig or kubeconfig_path(settings)
     if path is not None:
         try:
             return kube_config.new_client_from_config(
@@ -44,7 +41,7 @@ def connect(context: str | None = None, kubeconfig: Path | None = None) -> ApiCl
             f"kubeconfig context '{context}' requested but no kubeconfig was found",
             hint="set KUBECONFIG or create ~/.kube/config",
         )
-    if in_cluster():
+    if settings.in_cluster:
         cfg = Configuration()
         try:
             kube_config.load_incluster_config(client_configuration=cfg)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hcops.clock import format_time, now
 from hcops.plan.desired import NetworkPlan
 from hcops.progress import Reporter
 from hcops.providers.base import (
@@ -32,7 +33,7 @@ from hcops.providers.kubernetes.objects import Desired, Live, read_live
 from hcops.providers.kubernetes.observe import observe
 from hcops.providers.kubernetes.readiness import Waiter
 from hcops.providers.kubernetes.reconcile import apply_objects, delete_objects, plan_changes
-from hcops.providers.state import NodeRecord, StateStore, now
+from hcops.providers.state import NodeRecord, StateStore
 
 Renderer = Callable[[NetworkPlan], Desired]
 NAMESPACE_GONE_TIMEOUT = 60.0
@@ -51,7 +52,7 @@ class KubernetesProvider:
     def api(self, plan: NetworkPlan) -> KubeApi:
         if self._api is None:
             settings = plan.consortium.spec.provider.kubernetes
-            self._api = KubeApi(connect(settings.context, self._kubeconfig))
+            self._api = KubeApi(connect(settings.context, self._kubeconfig, plan.settings))
         return self._api
 
     def _read(self, plan: NetworkPlan) -> tuple[KubeApi, Desired, Live]:
@@ -77,7 +78,7 @@ class KubernetesProvider:
         state.phase, state.spec_hash, state.started_at, state.finished_at = (
             "applying",
             plan.spec_hash(),
-            now(),
+            format_time(now()),
             None,
         )
         state.extra = {**state.extra, "server": api.server, "namespace": want.namespace}
@@ -103,7 +104,7 @@ class KubernetesProvider:
             n.name: NodeRecord(container=f"{_sts_name(want, n.name)}-0", resource_id=_uid(live, want, n.name))
             for n in plan.nodes
         }
-        state.phase, state.finished_at = "applied", now()
+        state.phase, state.finished_at = "applied", format_time(now())
         store.save(state)
         return ApplyResult(changes, observe(api, plan, want, live, detail=False))
 
@@ -130,7 +131,7 @@ class KubernetesProvider:
             kept += self._wait_namespaces_gone(api, [Ref.of(o) for o in namespaces])
         store = StateStore(plan.state_dir)
         state = store.load(plan.name, self.name)
-        state.phase, state.finished_at = "destroyed", now()
+        state.phase, state.finished_at = "destroyed", format_time(now())
         state.nodes = (
             {} if prune_volumes else {k: NodeRecord(volume=v.volume) for k, v in state.nodes.items()}
         )
