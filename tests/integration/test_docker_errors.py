@@ -75,7 +75,8 @@ def test_missing_image_names_it_and_how_to_build_it(make_network: Callable[..., 
 def test_concurrent_apply_waits_then_fails_clearly(make_network: Callable[..., TestNetwork]) -> None:
     net = make_network("lock")
     folder = net.state_dir / net.name
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, mode=0o700)  # the state folder's own rule: key material only in 0700 folders
+    folder.parent.chmod(0o700)
     with FileLock(str(folder / ".lock")):
         started = time.monotonic()
         proc = net.hcops("apply", "--yes", "--lock-timeout", "1.5")

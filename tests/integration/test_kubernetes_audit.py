@@ -100,7 +100,7 @@ def test_an_edited_image_is_reported_then_reverted_by_apply(
     drifted = node_status(obs).facts["drift"]
     assert [d["kind"] for d in drifted] == ["StatefulSet"]
     field = {f["field"]: f for f in drifted[0]["fields"]}[IMAGE_PATH]
-    assert field["live"] == "cometbft/cometbft:v0.38.0" and field["spec"] == "cometbft/cometbft:v0.38.17"
+    assert field["live"] == "cometbft/cometbft:v0.38.0" and field["spec"] == "hcops/cometbft:0.38.17"
     assert drifted[0]["managers"] == ["kubectl-edit"]
     assert node_status(obs).facts["image"] == ["cometbft/cometbft:v0.38.0"]
 
@@ -115,7 +115,7 @@ def test_an_edited_image_is_reported_then_reverted_by_apply(
     )
     live = api.get(sts_ref(net))
     assert live is not None
-    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "cometbft/cometbft:v0.38.17"
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "hcops/cometbft:0.38.17"
     assert prov.observe(net.plan()).facts["drift"] == []
 
 
