@@ -161,7 +161,7 @@ def scan(rpc: RpcClient, *, source: str, head: int, cursor: Cursor | None, polic
 
 def sources(obs: Observation) -> list[NodeStatus]:
     """Nodes to read blocks from: reachable ones, in sync first, highest first."""
-    live = [n for n in obs.nodes if (n.facts.get("rpc") or {}).get("reachable") and isinstance(n.height, int)]
+    live = [n for n in obs.nodes if n.rpc is not None and n.rpc.reachable and isinstance(n.height, int)]
     return sorted(live, key=lambda n: (bool(n.catching_up), -(n.height or 0), n.name))
 
 
@@ -175,7 +175,7 @@ def clients(provider: Any, plan: Any, obs: Observation, count: int = 2) -> list[
     API server's pod proxy for providers that offer one (Kubernetes: ``provider.api(plan)``)."""
     out: list[tuple[NodeStatus, RpcClient]] = []
     for n in sources(obs)[:count]:
-        url = (n.facts.get("rpc") or {}).get("url")
+        url = n.rpc.url if n.rpc is not None else None
         api = getattr(provider, "api", None)
         if obs.facts.get("provider") == "kubernetes" and callable(api) and n.resource:
             from hcops.providers.kubernetes.rpc import ProxiedRpc

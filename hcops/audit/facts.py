@@ -15,6 +15,16 @@ from typing import Any
 from hcops.plan.cometbft import METRICS_PORT, P2P_PORT, RPC_PORT
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.base import NodeStatus, Observation
+from hcops.providers.facts import (
+    ContainerFacts,
+    HostFacts,
+    ImageFacts,
+    KeyFile,
+    PortBinding,
+    ResourceLimits,
+    RpcFacts,
+    port_bindings,
+)
 from hcops.spec.types import IMAGE_REF
 
 STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval
@@ -23,7 +33,6 @@ STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval
 BLOCK_AGE_ALLOWANCE_NS = 2_000_000_000
 OVERDUE_INTERVALS = 2  # the audit must run within 2 x audit.interval
 _SERVICES = {RPC_PORT: "rpc", P2P_PORT: "p2p", METRICS_PORT: "metrics"}
-_FILE_KEYS = ("mode", "uid", "gid", "error")
 
 
 @dataclass(frozen=True)
@@ -72,86 +81,87 @@ def _uid(user: str | None) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def _ports(published: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for key, binds in sorted((published or {}).items()):
-        port_text, _, proto = str(key).partition("/")
-        port = int(port_text) if port_text.isdigit() else 0
-        for b in binds or ():
-            out.append(
-                {
-                    "containerPort": port,
-                    "protocol": proto or "tcp",
-                    "service": _SERVICES.get(port, "other"),
-                    "hostIp": b.get("host_ip") or "0.0.0.0",
-                    "hostPort": str(b.get("host_port") or ""),
-                }
-            )
-    return out
+def _ports(bindings: Sequence[PortBinding]) -> list[dict[str, Any]]:
+    return [{"containerPort": b.container_port, "protocol": b.protocol,
+             "service": _SERVICES.get(b.container_port, "other"), "hostIp": b.host_ip, "hostPort": b.host_port}
+            for b in bindings]
 
 
-def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    raw = raw or {}
+def _image(image: ImageFacts | None) -> dict[str, Any]:
+    image = image or ImageFacts()
+    return {"reference": image.reference or "", "id": image.id or "", "repoDigests": sorted(image.repo_digests)}
+
+
+def _files(files: Mapping[str, KeyFile]) -> list[dict[str, Any]]:
+    return [{"path": path, "present": f.mode is not None, "mode": f.mode, "uid": f.uid, "gid": f.gid,
+             "error": f.error} for path, f in sorted(files.items())]
+
+
+def _rpc(r: RpcFacts, now_ns: int) -> dict[str, Any]:
+    block_ns = parse_rfc3339_ns(r.latest_block_time)
     return {
-        "reference": raw.get("reference") or "",
-        "id": raw.get("id") or "",
-        "repoDigests": sorted(raw.get("repo_digests") or ()),
-    }
-
-
-def _files(raw: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    return [{"path": path, "present": "mode" in (meta or {}), **{k: (meta or {}).get(k) for k in _FILE_KEYS}}
-            for path, meta in sorted((raw or {}).items())]
-
-
-def _rpc(raw: Mapping[str, Any] | None, now_ns: int) -> dict[str, Any]:
-    raw = raw or {}
-    block_ns = parse_rfc3339_ns(raw.get("latest_block_time"))
-    return {
-        "reachable": bool(raw.get("reachable")),
-        "error": raw.get("error"),
-        "nodeId": raw.get("node_id"),
-        "validatorAddress": raw.get("validator_address"),
-        "chainId": raw.get("chain_id"),
-        "version": raw.get("version"),
-        "height": raw.get("height"),
-        "catchingUp": raw.get("catching_up"),
-        "latestBlockTime": raw.get("latest_block_time"),
+        "reachable": r.reachable,
+        "error": r.error,
+        "nodeId": r.node_id,
+        "validatorAddress": r.validator_address,
+        "chainId": r.chain_id,
+        "version": r.version,
+        "height": r.height,
+        "catchingUp": r.catching_up,
+        "latestBlockTime": r.latest_block_time,
         "latestBlockAgeNs": (now_ns - block_ns) if block_ns is not None else None,
-        "peers": sorted(raw.get("peers") or ()),
-        **({"tls": raw["tls"]} if raw.get("tls") is not None else {}),  # TS-2, camelCase (providers.tls)
+        "peers": sorted(r.peers),
+        **({"tls": dict(r.tls)} if r.tls is not None else {}),  # TS-2, camelCase (providers.tls)
     }
 
 
-def _flag(facts: Mapping[str, Any], key: str) -> bool | None:
-    return bool(facts[key]) if key in facts else None
-
-
-def _rpc_from_status(status: NodeStatus) -> dict[str, Any]:
+def _rpc_from_status(status: NodeStatus) -> RpcFacts:
     """Providers without detailed RPC facts still fill the NodeStatus fields from /status."""
     if status.height is None:
-        return {"reachable": False, "error": "no RPC facts reported"}
+        return RpcFacts(reachable=False, error="no RPC facts reported")
+    return RpcFacts(reachable=True, height=status.height, catching_up=status.catching_up,
+                    latest_block_time=status.last_block_time, voting_power=status.voting_power)
+
+
+def _host(h: HostFacts) -> dict[str, Any]:
+    """The one place host facts become camelCase (policies/runtime/host.rego reads them)."""
+    if h.unit is None:
+        return {"error": h.error}
+    u, hd, b = h.unit, h.hardening, h.binary
     return {
-        "reachable": True,
-        "height": status.height,
-        "catching_up": status.catching_up,
-        "latest_block_time": status.last_block_time,
-        "voting_power": status.voting_power,
+        "unit": {"name": u.name, "installed": u.installed, "activeState": u.active_state,
+                 "subState": u.sub_state, "enabled": u.enabled, "restarts": u.restarts,
+                 "dropIns": list(u.drop_ins), "restartPending": u.restart_pending},
+        "hardening": {"user": hd.user, "noNewPrivileges": hd.no_new_privileges,
+                      "protectSystem": hd.protect_system, "protectHome": hd.protect_home,
+                      "privateTmp": hd.private_tmp, "privateDevices": hd.private_devices,
+                      "capabilityBoundingSet": list(hd.capability_bounding_set),
+                      "ambientCapabilities": list(hd.ambient_capabilities),
+                      "readWritePaths": list(hd.read_write_paths)} if hd else None,
+        "dataDir": h.data_dir,
+        "binary": {"path": b.path, "present": b.present, "sha256": b.sha256, "version": b.version,
+                   "expectedVersion": b.expected_version, "expectedSha256": b.expected_sha256} if b else None,
+        "user": dict(h.user),
+        "listening": [dict(x) for x in h.listening],
+        "firewall": dict(h.firewall),
     }
 
 
 _NO_STORAGE = {"measured": False, "encrypted": None, "detail": "the provider reported no storage facts"}
+_NO_CONTAINER = ContainerFacts(present=False)
 
 
 def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int,
                storage: Mapping[str, Any] | None = None) -> dict[str, Any]:
     n = plan.node(status.name)
-    c: Mapping[str, Any] = status.facts.get("container") or {}
+    c = status.container or _NO_CONTAINER
     running = status.state == "running"
-    rpc = _rpc(status.facts.get("rpc") or _rpc_from_status(status), now_ns)
-    image = c.get("image")
-    if not c and isinstance(status.facts.get("image"), list | tuple) and status.facts["image"]:
-        image = {"reference": status.facts["image"][0]}  # providers that report only the image reference
+    rpc = _rpc(status.rpc or _rpc_from_status(status), now_ns)
+    image = c.image
+    reported = status.facts.get("image")
+    if status.container is None and isinstance(reported, list | tuple) and reported:
+        image = ImageFacts(reference=reported[0])  # providers that report only the image reference
+    res = c.resources or ResourceLimits()
     return {
         "name": status.name,
         "org": status.org,
@@ -170,36 +180,24 @@ def node_facts(plan: NetworkPlan, status: NodeStatus, now_ns: int,
         "health": status.health,
         "running": running,
         "up": running and rpc["reachable"],
-        "restartCount": c.get("restart_count", 0),
+        "restartCount": c.restart_count,
         "image": _image(image),
-        "user": c.get("user", ""),
-        "uid": _uid(c.get("user")),
-        "readOnlyRootFs": _flag(c, "read_only_rootfs"),  # null where the provider does not say
-        "privileged": _flag(c, "privileged"),
-        "capDrop": sorted(c.get("cap_drop") or ()),
-        "capAdd": sorted(c.get("cap_add") or ()),
-        "noNewPrivileges": _flag(c, "no_new_privileges"),
-        "mounts": [
-            {
-                "type": m.get("type"),
-                "name": m.get("name"),
-                "destination": m.get("destination"),
-                "rw": m.get("rw"),
-            }
-            for m in c.get("mounts") or ()
-        ],
-        "keyFiles": _files(c.get("key_files")),
-        "ports": _ports(c.get("published_ports")),
-        "resources": {
-            "memoryBytes": (c.get("resources") or {}).get("memory_bytes"),
-            "nanoCpus": (c.get("resources") or {}).get("nano_cpus"),
-            "pidsLimit": (c.get("resources") or {}).get("pids_limit"),
-        },
-        "labels": dict(c.get("labels") or {}),
+        "user": c.user,
+        "uid": _uid(c.user),
+        "readOnlyRootFs": c.read_only_rootfs,  # null where the provider does not say
+        "privileged": c.privileged,
+        "capDrop": sorted(c.cap_drop),
+        "capAdd": sorted(c.cap_add),
+        "noNewPrivileges": c.no_new_privileges,
+        "mounts": [{"type": m.type, "name": m.name, "destination": m.destination, "rw": m.rw} for m in c.mounts],
+        "keyFiles": _files(c.key_files),
+        "ports": _ports(c.ports),
+        "resources": {"memoryBytes": res.memory_bytes, "nanoCpus": res.nano_cpus, "pidsLimit": res.pids_limit},
+        "labels": dict(c.labels),
         "rpc": rpc,
         "storage": dict(storage or _NO_STORAGE),  # where its data lives and whether that is encrypted
         # what only a host has (its unit and hardening, binary, firewall; policies/runtime/host.rego)
-        **({"host": dict(status.facts["host"])} if isinstance(status.facts.get("host"), Mapping) else {}),
+        **({"host": _host(status.host)} if status.host is not None else {}),
     }
 
 
@@ -214,7 +212,7 @@ def _undeclared(raw: Mapping[str, Any]) -> dict[str, Any]:
         "image": (raw.get("image") or {}).get("reference")
         if isinstance(raw.get("image"), Mapping)
         else raw.get("image"),
-        "ports": _ports(raw.get("published_ports")),
+        "ports": _ports(port_bindings(raw.get("published_ports"))),
     }
 
 
@@ -228,13 +226,11 @@ def chain_reads(obs: Observation) -> dict[str, Any]:
         source = raw.get("source") if validators else None
         commits = {int(c["height"]): sorted(c.get("signers") or ()) for c in raw.get("commits") or ()}
     else:
-        live = [(s.name, s.facts.get("rpc") or {}) for s in obs.nodes]
-        live = [(name, r) for name, r in live if r.get("reachable")]
-        best = max((x for x in live if x[1].get("validators")), key=lambda x: x[1].get("height") or 0,
-                   default=None)
-        source, validators = (best[0], list(best[1]["validators"])) if best else (None, [])
-        commits = {int(r["last_commit"]["height"]): sorted(r["last_commit"].get("signers") or ())
-                   for _, r in live if r.get("last_commit")}
+        live = [(s.name, s.rpc) for s in obs.nodes if s.rpc is not None and s.rpc.reachable]
+        best = max((x for x in live if x[1].validators), key=lambda x: x[1].height or 0, default=None)
+        source = best[0] if best else None
+        validators = [{"address": v.address, "power": v.power} for v in best[1].validators] if best else []
+        commits = {r.last_commit.height: sorted(r.last_commit.signers) for _, r in live if r.last_commit}
     return {
         # an empty list means "not read" (a chain always has a validator)
         "validatorSet": sorted(validators, key=lambda v: v.get("address", "")),

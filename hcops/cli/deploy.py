@@ -214,7 +214,7 @@ def status_command(settings: Settings, spec_file: Path, environment: str | None,
     output.wide_table(output.simple_table(
         ["node", "org", "role", "container", "health", "RPC", "height", "catching up", "peers", "power",
          "last block"],
-        [[n.name, n.org, n.role, n.state, n.health, (n.facts.get("rpc") or {}).get("url") or n.rpc_address,
+        [[n.name, n.org, n.role, n.state, n.health, (n.rpc.url if n.rpc else None) or n.rpc_address,
           n.height, n.catching_up, n.peers, n.voting_power, n.last_block_time] for n in obs.nodes],
         title=f"network {obs.network}"))
     for u in obs.undeclared:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from hcops.errors import InvalidInput
+from hcops.providers.facts import ContainerFacts, HostFacts, RpcFacts
 
 if TYPE_CHECKING:
     from hcops.plan.desired import NetworkPlan
@@ -77,7 +78,11 @@ class NodeStatus:
     voting_power: int | None = None
     last_block_time: str | None = None
     resource: str | None = None  # container or pod name
-    facts: Mapping[str, Any] = field(default_factory=dict)  # provider-specific detail, for audit
+    # What the audit reads from every provider (hcops.providers.facts); None where it was not observed.
+    container: ContainerFacts | None = None
+    rpc: RpcFacts | None = None
+    host: HostFacts | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)  # provider-specific extras (Kubernetes drift, ...)
 
 
 @dataclass(frozen=True)

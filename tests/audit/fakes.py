@@ -1,14 +1,25 @@
-"""Observations shaped like the Docker provider's (``NodeStatus.facts``), for tests without an engine."""
+"""Observations shaped like the Docker provider's (typed ``NodeStatus`` facts), for tests without an engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.base import NodeStatus, Observation
-from hcops.providers.rpc import Block, BlockMeta, RpcClient, RpcUnavailable
+from hcops.providers.facts import (
+    ContainerFacts,
+    ImageFacts,
+    KeyFile,
+    LastCommit,
+    Mount,
+    ResourceLimits,
+    RpcFacts,
+    port_bindings,
+)
+from hcops.providers.rpc import Block, BlockMeta, RpcClient, RpcUnavailable, Validator
 
 IMAGE_ID = "sha256:" + "ab" * 32
 KEY_FILES = ("config/node_key.json", "config/priv_validator_key.json", "data/priv_validator_state.json")
@@ -36,58 +47,44 @@ def chain_facts(plan: NetworkPlan, height: int = 100, source: str | None = None)
 
 def node_facts(
     plan: NetworkPlan, name: str, now: dt.datetime, height: int = 100, *, per_node_chain: bool = False
-) -> dict[str, Any]:
+) -> tuple[ContainerFacts, RpcFacts]:
     n = plan.node(name)
-    rpc: dict[str, Any] = {
-        "reachable": True,
-        "url": f"http://127.0.0.1:{n.rpc_host_port}",
-        "node_id": n.keys.node_id,
-        "moniker": name,
-        "chain_id": plan.consortium.spec.chain.chain_id,
-        "version": "0.38.17",
-        "height": height,
-        "latest_block_time": block_time(now),
-        "catching_up": False,
-        "validator_address": n.keys.validator_address,
-        "voting_power": n.node.power,
-        "peers": [p.keys.node_id for p in plan.nodes if p.name != name],
-    }
+    rpc = RpcFacts(
+        reachable=True,
+        url=f"http://127.0.0.1:{n.rpc_host_port}",
+        node_id=n.keys.node_id,
+        moniker=name,
+        chain_id=plan.consortium.spec.chain.chain_id,
+        version="0.38.17",
+        height=height,
+        latest_block_time=block_time(now),
+        catching_up=False,
+        validator_address=n.keys.validator_address,
+        voting_power=n.node.power,
+        peers=tuple(p.keys.node_id for p in plan.nodes if p.name != name),
+    )
     if per_node_chain:  # providers that read the validator set and last commit from every node
-        vals = validators(plan)
-        rpc["validators"] = vals
-        rpc["last_commit"] = {"height": height - 1, "signers": sorted(v["address"] for v in vals)}
-    return {
-        "container": {
-            "present": True,
-            "id": f"id-{name}",
-            "name": f"{plan.name}-{name}",
-            "state": "running",
-            "health": "healthy",
-            "restart_count": 0,
-            "image": {"reference": n.node.image, "id": IMAGE_ID, "repo_digests": [], "tags": [n.node.image]},
-            "user": "10001:10001",
-            "read_only_rootfs": True,
-            "cap_drop": ["ALL"],
-            "cap_add": [],
-            "privileged": False,
-            "security_opt": ["no-new-privileges:true"],
-            "no_new_privileges": True,
-            "mounts": [
-                {
-                    "type": "volume",
-                    "name": f"{plan.name}-{name}-data",
-                    "source": "/var/lib/x",
-                    "destination": "/cometbft",
-                    "rw": True,
-                }
-            ],
-            "published_ports": {"26657/tcp": [{"host_ip": "127.0.0.1", "host_port": str(n.rpc_host_port)}]},
-            "resources": {"memory_bytes": 536870912, "nano_cpus": 500000000, "pids_limit": 512},
-            "labels": {"hcops.network": plan.name, "hcops.node": name},
-            "key_files": {p: {"mode": "0600", "uid": 10001, "gid": 10001, "size": 100} for p in KEY_FILES},
-        },
-        "rpc": rpc,
-    }
+        vals = tuple(Validator(v["address"], v["power"]) for v in validators(plan))
+        rpc = dataclasses.replace(rpc, validators=vals,
+                                  last_commit=LastCommit(height - 1, tuple(sorted(v.address for v in vals))))
+    container = ContainerFacts(
+        present=True,
+        name=f"{plan.name}-{name}",
+        state="running",
+        restart_count=0,
+        image=ImageFacts(reference=n.node.image, id=IMAGE_ID),
+        user="10001:10001",
+        read_only_rootfs=True,
+        cap_drop=("ALL",),
+        privileged=False,
+        no_new_privileges=True,
+        mounts=(Mount("volume", f"{plan.name}-{name}-data", "/cometbft", True),),
+        ports=port_bindings({"26657/tcp": [{"host_ip": "127.0.0.1", "host_port": str(n.rpc_host_port)}]}),
+        resources=ResourceLimits(memory_bytes=536870912, nano_cpus=500000000, pids_limit=512),
+        labels={"hcops.network": plan.name, "hcops.node": name},
+        key_files={p: KeyFile(mode="0600", uid=10001, gid=10001, size=100) for p in KEY_FILES},
+    )
+    return container, rpc
 
 
 def observation(
@@ -106,9 +103,11 @@ def observation(
             rpc_address=f"127.0.0.1:{n.rpc_host_port}",
             height=height,
             resource=f"{plan.name}-{n.name}",
-            facts=node_facts(plan, n.name, now, height, per_node_chain=per_node_chain),
+            container=container,
+            rpc=rpc,
         )
         for n in plan.nodes
+        for container, rpc in [node_facts(plan, n.name, now, height, per_node_chain=per_node_chain)]
     )
     facts: dict[str, Any] = {"provider": "docker"}
     if not per_node_chain:
@@ -120,7 +119,7 @@ def stopped(obs: Observation, name: str) -> Observation:
     nodes = []
     for s in obs.nodes:
         if s.name == name:
-            facts = {"container": {**s.facts["container"], "state": "exited"}}
+            container = dataclasses.replace(s.container, state="exited") if s.container else None
             s = NodeStatus(
                 name=s.name,
                 org=s.org,
@@ -128,7 +127,7 @@ def stopped(obs: Observation, name: str) -> Observation:
                 present=True,
                 state="exited",
                 resource=s.resource,
-                facts=facts,
+                container=container,
             )
         nodes.append(s)
     return Observation(obs.network, tuple(nodes), obs.undeclared, obs.facts)

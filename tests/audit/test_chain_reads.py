@@ -16,6 +16,7 @@ from hcops.audit.facts import build_facts
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.base import NodeStatus, Observation
 from hcops.providers.docker.observe import chain_facts, chain_sources
+from hcops.providers.facts import RpcFacts
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 from tests.audit import fakes
 from tests.audit.conftest import NOW
@@ -112,9 +113,9 @@ def test_chain_facts_come_from_the_first_source_that_answers(serve: Any) -> None
 
 def test_chain_sources_prefer_in_sync_highest_nodes() -> None:
     def status(name: str, height: int | None, catching_up: bool = False, reachable: bool = True) -> NodeStatus:
-        rpc = {"reachable": reachable, "url": f"http://{name}"}
+        rpc = RpcFacts(reachable=reachable, url=f"http://{name}")
         return NodeStatus(name=name, org="o", role="observer", present=True, state="running", height=height,
-                          catching_up=catching_up, facts={"rpc": rpc})
+                          catching_up=catching_up, rpc=rpc)
 
     nodes = [status("a", 10), status("b", 12), status("c", 50, catching_up=True), status("d", None, reachable=False),
              status("e", 12), status("f", 11)]

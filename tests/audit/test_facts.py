@@ -107,7 +107,7 @@ def test_host_facts_reach_the_host_rules(plan: NetworkPlan) -> None:
                      expected_version="0.38.17", expected_sha256=None)
     obs = fakes.observation(plan, NOW)
     first = obs.nodes[0]
-    nodes = (dataclasses.replace(first, facts={**first.facts, "host": view}), *obs.nodes[1:])
+    nodes = (dataclasses.replace(first, host=view), *obs.nodes[1:])
     doc = build_facts(plan, dataclasses.replace(obs, nodes=nodes), sweep_id="s", now=NOW)
     assert doc["nodes"][0]["host"]["hardening"]["noNewPrivileges"] is False
     result = EmbeddedEngine().evaluate(load_runtime_pack().modules, doc, {})

@@ -98,19 +98,20 @@ def test_status_reports_live_and_audit_facts(module_network: TestNetwork) -> Non
     for name, n in by_name.items():
         assert n["state"] == "running" and n["height"] >= 1 and n["peers"] == 4
         assert n["voting_power"] == (0 if name == OBSERVER else 10)
-        c = n["facts"]["container"]
+        c = n["container"]
         assert c["user"] == "10001:10001" and c["read_only_rootfs"] and c["cap_drop"] == ["ALL"]
         assert c["no_new_privileges"] and not c["privileged"] and c["restart_count"] == 0
         assert c["image"]["reference"] == docker_support.IMAGE and c["image"]["id"].startswith("sha256:")
         assert c["resources"] == {"memory_bytes": 512 * 2**20, "nano_cpus": 500_000_000, "pids_limit": 512}
         for meta in c["key_files"].values():
-            assert meta == {"mode": "0600", "uid": 10001, "gid": 10001, "size": meta["size"]}
-        binds = [b for bs in c["published_ports"].values() for b in bs]
+            assert meta == {"mode": "0600", "uid": 10001, "gid": 10001, "size": meta["size"], "error": None}
+        binds = c["ports"]
         assert binds and all(b["host_ip"] == "127.0.0.1" for b in binds)
         assert {"hcops.network", "hcops.org", "hcops.node", "hcops.spec-hash", "hcops.config-hash"} <= set(
             c["labels"])
-        assert c["env_names"] == sorted(c["env_names"]) and not any("KEY" in e for e in c["env_names"])
-        r = n["facts"]["rpc"]
+        env = c["engine"]["env_names"]
+        assert env == sorted(env) and not any("KEY" in e for e in env)
+        r = n["rpc"]
         assert r["chain_id"] == "rhn-1" and len(r["peers"]) == 4
     chain = doc["facts"]["chain"]  # read once per observation, from the highest node in sync
     assert chain["source"] in by_name and len(chain["validators"]) == 4

@@ -95,7 +95,7 @@ def test_status_shows_https_and_the_measured_tls_facts(net: TestNetwork) -> None
     doc = status_json(net)
     now = dt.datetime.now(dt.UTC)
     for node in doc["nodes"]:
-        rpc = node["facts"]["rpc"]
+        rpc = node["rpc"]
         assert rpc["url"].startswith("https://127.0.0.1:") and rpc["reachable"], node["name"]
         t = rpc["tls"]
         assert t["enabled"] and t["handshake"] and t["verified"], (node["name"], t)
@@ -138,7 +138,7 @@ def test_no_private_key_outside_where_it_is_handed(net: TestNetwork) -> None:
         assert mode == (0o644 if path.name == "ca.crt" else 0o600), (path, oct(mode))
     assert tls_dir.stat().st_mode & 0o777 == 0o700
     for node in status_json(net)["nodes"]:
-        key = node["facts"]["container"]["key_files"]["config/rpc-tls-key.pem"]
+        key = node["container"]["key_files"]["config/rpc-tls-key.pem"]
         assert (key["mode"], key["uid"]) == ("0600", 10001), key
 
 
@@ -177,7 +177,7 @@ class Heights:
 
 
 def test_certs_rotate_renews_every_certificate_while_the_chain_keeps_committing(net: TestNetwork) -> None:
-    before = {n["name"]: n["facts"]["rpc"]["tls"]["fingerprint"] for n in status_json(net)["nodes"]}
+    before = {n["name"]: n["rpc"]["tls"]["fingerprint"] for n in status_json(net)["nodes"]}
     heights = Heights(net)
     heights.thread.start()
     try:
@@ -191,7 +191,7 @@ def test_certs_rotate_renews_every_certificate_while_the_chain_keeps_committing(
     assert [line.split()[2] for line in rotating] == ["state-obs-0", *NODES[:4]], proc.stderr  # observer first
     assert "rotated 5 certificate(s)" in proc.stdout
     assert "PRIVATE KEY" not in proc.stdout + proc.stderr
-    after = {n["name"]: n["facts"]["rpc"]["tls"] for n in status_json(net)["nodes"]}
+    after = {n["name"]: n["rpc"]["tls"] for n in status_json(net)["nodes"]}
     for name, t in after.items():
         assert t["verified"] and t["fingerprint"] != before[name], name
     assert heights.samples[-1][1] > heights.samples[0][1] + 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from hcops.plan.desired import NetworkPlan
+from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.progress import Reporter
 from hcops.providers.base import (
     Action,
@@ -18,6 +18,7 @@ from hcops.providers.base import (
     NodeStatus,
     Observation,
 )
+from hcops.providers.facts import ContainerFacts, ImageFacts, RpcFacts
 
 
 def _node_hash(plan: NetworkPlan, name: str) -> str:
@@ -79,17 +80,24 @@ class FakeProvider:
 
     def observe(self, plan: NetworkPlan) -> Observation:
         net = self.networks.get(plan.name)
-        nodes = tuple(
-            NodeStatus(name=n.name, org=n.node.org, role=n.node.role.value,
-                       present=bool(net and n.name in net.nodes),
-                       state="running" if net and n.name in net.nodes else "absent",
-                       height=net.height if net and n.name in net.nodes else None,
-                       rpc_address=f"127.0.0.1:{n.rpc_host_port}", resource=n.name)
-            for n in plan.nodes)
+        nodes = tuple(self._status(plan, n, net.height if net and n.name in net.nodes else None)
+                      for n in plan.nodes)
         declared = {n.name for n in plan.nodes}
         extra = sorted(set(net.nodes) - declared) if net else []
         undeclared = tuple({"kind": "container", "name": k} for k in extra)
         return Observation(plan.name, nodes, undeclared)
+
+    @staticmethod
+    def _status(plan: NetworkPlan, n: NodePlan, height: int | None) -> NodeStatus:
+        running = height is not None
+        url = f"http://127.0.0.1:{n.rpc_host_port}"
+        return NodeStatus(
+            name=n.name, org=n.node.org, role=n.node.role.value, present=running,
+            state="running" if running else "absent", height=height, rpc_address=url.removeprefix("http://"),
+            resource=n.name,
+            container=ContainerFacts(present=running, name=n.name, state="running" if running else None,
+                                     image=ImageFacts(reference=n.node.image) if running else None),
+            rpc=RpcFacts(reachable=True, url=url, node_id=n.keys.node_id, height=height) if running else None)
 
     def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult:
         net = self.networks.pop(plan.name, None)

@@ -21,6 +21,7 @@ from hcops.providers.ansible import hostfacts
 from hcops.providers.ansible.runner import KEY_TASKS, REPORT_TASK, RunResult, _diff_lines, _Events
 from hcops.providers.ansible.workspace import Workspace, check_spec, find_binary
 from hcops.providers.base import Provider, get_provider
+from hcops.providers.facts import PortBinding
 from hcops.render import ansible as render
 from hcops.render.base import Context, templates_dir
 from hcops.spec.loader import load_spec
@@ -333,14 +334,14 @@ def test_host_facts_in_the_container_shape() -> None:
         "key_files": {"config/node_key.json": {"mode": "0600", "uid": 997, "gid": 996}},
     }
     c = hostfacts.container_view(facts, "cometbft-n.service")
-    assert (c["present"], c["state"], c["user"], c["restart_count"]) == (True, "running", "997:996", 2)
-    assert c["read_only_rootfs"] is True and c["no_new_privileges"] is True and c["cap_drop"] == ["ALL"]
-    assert c["privileged"] is False
-    assert c["published_ports"]["26657/tcp"] == [{"host_ip": "127.0.0.1", "host_port": "26657"}]
-    assert c["image"]["id"] == "sha256:" + "ab" * 32 and c["image"]["reference"] == ""
+    assert (c.present, c.state, c.user, c.restart_count) == (True, "running", "997:996", 2)
+    assert c.read_only_rootfs is True and c.no_new_privileges is True and c.cap_drop == ("ALL",)
+    assert c.privileged is False
+    assert PortBinding(26657, "tcp", "127.0.0.1", "26657") in c.ports
+    assert c.image is not None and c.image.id == "sha256:" + "ab" * 32 and c.image.reference == ""
     facts["unit"]["hardening"].update(protect_system="no", capability_bounding_set=["cap_chown"])
     c = hostfacts.container_view(facts, "cometbft-n.service")
-    assert c["read_only_rootfs"] is False and c["cap_drop"] == []
+    assert c.read_only_rootfs is False and c.cap_drop == ()
     assert hostfacts.node_state({"installed": False}) == (False, "absent")
     assert hostfacts.node_state({"installed": True, "active_state": "failed", "sub_state": "failed"}) == (
         True, "failed")

@@ -1,7 +1,8 @@
 """One contract every provider keeps: a fresh plan creates, apply then plan is unchanged, observe returns
-every node, destroy leaves nothing. Parametrised over providers; the Kubernetes one runs on the test
-cluster with a node (tests/integration/k8s_harness.py) and skips when its components are missing; the Ansible
-one on five real hosts (systemd and sshd in containers of the test host image, tests/integration/hosts.py)."""
+every node with the typed facts the audit reads (container or host, RPC), destroy leaves nothing.
+Parametrised over providers; the Kubernetes one runs on the test cluster with a node
+(tests/integration/k8s_harness.py) and skips when its components are missing; the Ansible one on five real
+hosts (systemd and sshd in containers of the test host image, tests/integration/hosts.py)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,9 @@ def test_provider_contract(subject: Subject) -> None:
     assert [n.name for n in obs.nodes] == [n.name for n in plan.nodes]
     assert all(n.present and n.state == "running" for n in obs.nodes)
     assert all(n.height is not None and n.height >= 1 for n in obs.nodes)
+    for n in obs.nodes:  # the typed facts the audit reads (hcops.providers.facts), whatever the engine
+        assert n.rpc is not None and n.rpc.reachable and n.rpc.node_id == plan.node(n.name).keys.node_id, n
+        assert (n.container is not None and n.container.present) or n.host is not None, n
     assert obs.undeclared == ()
 
     gone = prov.destroy(plan, RecordingReporter(), prune_volumes=True)

@@ -12,6 +12,7 @@ import pytest
 
 from hcops.errors import EnvironmentProblem
 from hcops.providers.base import FieldChange
+from hcops.providers.facts import ImageFacts, KeyFile, Mount, ResourceLimits
 from hcops.providers.kubernetes.api import ApiError, Ref, ResourceType, _error
 from hcops.providers.kubernetes.checks import secret_mounts, security_violations
 from hcops.providers.kubernetes.conflicts import Conflict, conflict_error, conflicts
@@ -383,12 +384,10 @@ def test_container_facts_in_the_audit_shape() -> None:
         ],
     )
     f = container_facts(s, st)
-    assert (f["present"], f["state"], f["restart_count"], f["user"]) == (True, "running", 1, "10001:10001")
-    assert f["image"] == {"reference": "img:1", "id": "sha256:abc", "repo_digests": []}
-    assert (
-        f["read_only_rootfs"] and f["no_new_privileges"] and not f["privileged"] and f["cap_drop"] == ["ALL"]
-    )
-    assert f["resources"] == {"memory_bytes": 512 * 2**20, "nano_cpus": 500_000_000, "pids_limit": None}
-    assert f["key_files"] == {"config/node_key.json": {"mode": "0400", "uid": 10001, "gid": 10001}}
-    assert {"type": "secret", "name": "keys", "destination": "/k", "rw": False} in f["mounts"]
-    assert f["published_ports"] == {}
+    assert (f.present, f.state, f.restart_count, f.user) == (True, "running", 1, "10001:10001")
+    assert f.image == ImageFacts(reference="img:1", id="sha256:abc")
+    assert f.read_only_rootfs and f.no_new_privileges and not f.privileged and f.cap_drop == ("ALL",)
+    assert f.resources == ResourceLimits(memory_bytes=512 * 2**20, nano_cpus=500_000_000, pids_limit=None)
+    assert f.key_files == {"config/node_key.json": KeyFile(mode="0400", uid=10001, gid=10001)}
+    assert Mount("secret", "keys", "/k", False) in f.mounts
+    assert f.ports == ()

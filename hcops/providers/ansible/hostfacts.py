@@ -1,13 +1,13 @@
-"""A host's facts (the role's ``hcops_host_facts`` module) in the shapes the audit reads.
+"""A host's facts (the role's ``hcops_host_facts`` module) as the typed facts the audit reads.
 
 Two views of the same facts:
 
-* ``container``: the keys the Docker provider fills (hcops.audit.facts reads them for every provider), where
+* ``ContainerFacts``: what the Docker provider fills (hcops.audit.facts reads it for every provider), where
   they mean the same on a host: the user the node runs as, key file modes and owners, sockets listening
   beyond loopback as "published" ports, ``ProtectSystem=strict`` as a read-only root file system,
   ``NoNewPrivileges``, an empty capability bounding set as "cap_drop ALL". So the runtime rules on those
   (HC-RT-AC1-RPC-EXPOSED, HC-RT-AC5-KEY-FILE-*, HC-RT-IN1-ROOTFS-WRITABLE) apply unchanged.
-* ``host``: what only a host has (the unit and all of its hardening, the binary's digest and version, the
+* ``HostFacts``: what only a host has (the unit and all of its hardening, the binary's digest and version, the
   firewall as it is loaded), for policies/runtime/host.rego.
 """
 
@@ -17,6 +17,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hcops.plan.cometbft import METRICS_PORT, P2P_PORT, RPC_PORT
+from hcops.providers.facts import (
+    BinaryFacts,
+    ContainerFacts,
+    Hardening,
+    HostFacts,
+    ImageFacts,
+    KeyFile,
+    UnitFacts,
+    port_bindings,
+)
 
 PORTS = {"rpc": RPC_PORT, "p2p": P2P_PORT, "metrics": METRICS_PORT}
 
@@ -30,7 +40,7 @@ def node_state(unit: Mapping[str, Any] | None) -> tuple[bool, str]:
     return True, str(unit.get("sub_state") or unit.get("active_state") or "unknown")
 
 
-def container_view(facts: Mapping[str, Any], unit_name: str) -> dict[str, Any]:
+def container_view(facts: Mapping[str, Any], unit_name: str) -> ContainerFacts:
     unit = facts.get("unit") or {}
     hardening = unit.get("hardening") or {}
     user = facts.get("user") or {}
@@ -38,31 +48,29 @@ def container_view(facts: Mapping[str, Any], unit_name: str) -> dict[str, Any]:
     uid = user.get("uid") if user.get("exists") and user.get("name") == runs_as else (0 if runs_as == "root"
                                                                                         else None)
     caps = list(hardening.get("capability_bounding_set") or ())
-    listening = facts.get("listening") or ()
     published: dict[str, list[dict[str, Any]]] = {}
-    for s in listening:
+    for s in facts.get("listening") or ():
         published.setdefault(f"{s['port']}/tcp", []).append({"host_ip": s["address"],
                                                              "host_port": str(s["port"])})
     present, state = node_state(unit)
     sha = (facts.get("binary") or {}).get("sha256")
-    return {
-        "present": present,
+    return ContainerFacts(
+        present=present,
         # No image on a host: the binary's digest is the running content (the audit's "image content read").
-        "image": {"reference": "", "id": f"sha256:{sha}" if sha else "", "repo_digests": []},
-        "name": unit_name,
-        "state": state,
-        "restart_count": unit.get("n_restarts", 0),
-        "user": f"{uid}:{user.get('gid')}" if isinstance(uid, int) and user.get("exists") else runs_as,
-        "read_only_rootfs": hardening.get("protect_system") == "strict" if hardening else None,
-        "no_new_privileges": bool(hardening.get("no_new_privileges")) if hardening else None,
-        "cap_drop": ["ALL"] if hardening and not caps else [],
-        "cap_add": [c.upper() for c in hardening.get("ambient_capabilities") or ()],
-        "privileged": uid == 0 if hardening else None,
-        "published_ports": published,
-        "key_files": dict(facts.get("key_files") or {}),
-        "labels": {},
-        "mounts": [],
-    }
+        image=ImageFacts(reference="", id=f"sha256:{sha}" if sha else ""),
+        name=unit_name,
+        state=state,
+        restart_count=unit.get("n_restarts", 0),
+        user=f"{uid}:{user.get('gid')}" if isinstance(uid, int) and user.get("exists") else runs_as,
+        # Without hardening facts these read as False (not unknown), as the fact document has always had them.
+        read_only_rootfs=hardening.get("protect_system") == "strict",
+        no_new_privileges=bool(hardening.get("no_new_privileges")),
+        cap_drop=("ALL",) if hardening and not caps else (),
+        cap_add=tuple(c.upper() for c in hardening.get("ambient_capabilities") or ()),
+        privileged=bool(hardening) and uid == 0,
+        ports=port_bindings(published),
+        key_files={p: KeyFile.of(meta) for p, meta in (facts.get("key_files") or {}).items()},
+    )
 
 
 def _matches(expr: Sequence[Mapping[str, Any]]) -> tuple[set[int] | None, list[str], str | None, bool]:
@@ -139,27 +147,27 @@ def firewall_view(facts: Mapping[str, Any], enabled: bool) -> dict[str, Any]:
 
 
 def host_view(facts: Mapping[str, Any], *, firewall: bool, data_dir: str, expected_version: str,
-              expected_sha256: str | None) -> dict[str, Any]:
+              expected_sha256: str | None) -> HostFacts:
     unit = facts.get("unit") or {}
     h = unit.get("hardening") or {}
     binary = facts.get("binary") or {}
-    return {
-        "unit": {"name": unit.get("name"), "installed": bool(unit.get("installed")),
-                 "activeState": unit.get("active_state"), "subState": unit.get("sub_state"),
-                 "enabled": unit.get("unit_file_state") == "enabled", "restarts": unit.get("n_restarts", 0),
-                 "dropIns": list(unit.get("drop_in_paths") or ()),
-                 "restartPending": bool(facts.get("restart_pending"))},
-        "hardening": {"user": h.get("user"), "noNewPrivileges": h.get("no_new_privileges"),
-                      "protectSystem": h.get("protect_system"), "protectHome": h.get("protect_home"),
-                      "privateTmp": h.get("private_tmp"), "privateDevices": h.get("private_devices"),
-                      "capabilityBoundingSet": list(h.get("capability_bounding_set") or ()),
-                      "ambientCapabilities": list(h.get("ambient_capabilities") or ()),
-                      "readWritePaths": list(h.get("read_write_paths") or ())} if h else None,
-        "dataDir": data_dir,
-        "binary": {"path": binary.get("path"), "present": bool(binary.get("present")),
-                   "sha256": binary.get("sha256"), "version": binary.get("version"),
-                   "expectedVersion": expected_version, "expectedSha256": expected_sha256},
-        "user": dict(facts.get("user") or {}),
-        "listening": list(facts.get("listening") or ()),
-        "firewall": firewall_view(facts, firewall),
-    }
+    return HostFacts(
+        unit=UnitFacts(name=unit.get("name"), installed=bool(unit.get("installed")),
+                       active_state=unit.get("active_state"), sub_state=unit.get("sub_state"),
+                       enabled=unit.get("unit_file_state") == "enabled", restarts=unit.get("n_restarts", 0),
+                       drop_ins=tuple(unit.get("drop_in_paths") or ()),
+                       restart_pending=bool(facts.get("restart_pending"))),
+        hardening=Hardening(user=h.get("user"), no_new_privileges=h.get("no_new_privileges"),
+                            protect_system=h.get("protect_system"), protect_home=h.get("protect_home"),
+                            private_tmp=h.get("private_tmp"), private_devices=h.get("private_devices"),
+                            capability_bounding_set=tuple(h.get("capability_bounding_set") or ()),
+                            ambient_capabilities=tuple(h.get("ambient_capabilities") or ()),
+                            read_write_paths=tuple(h.get("read_write_paths") or ())) if h else None,
+        data_dir=data_dir,
+        binary=BinaryFacts(path=binary.get("path"), present=bool(binary.get("present")),
+                           sha256=binary.get("sha256"), version=binary.get("version"),
+                           expected_version=expected_version, expected_sha256=expected_sha256),
+        user=dict(facts.get("user") or {}),
+        listening=tuple(facts.get("listening") or ()),
+        firewall=firewall_view(facts, firewall),
+    )

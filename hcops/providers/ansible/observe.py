@@ -20,6 +20,7 @@ from hcops.providers.ansible.tunnels import Tunnels
 from hcops.providers.ansible.workspace import Binary, Workspace
 from hcops.providers.base import NodeStatus, Observation
 from hcops.providers.docker.observe import chain_facts, chain_sources, rpc_facts
+from hcops.providers.facts import HostFacts, RpcFacts
 from hcops.providers.rpc import RpcClient
 from hcops.render.ansible import unit_name
 
@@ -33,7 +34,7 @@ def _base(plan: NetworkPlan, node: NodePlan) -> dict[str, Any]:
 
 
 def unreachable(plan: NetworkPlan, node: NodePlan, why: str) -> NodeStatus:
-    return NodeStatus(present=False, state="unreachable", facts={"host": {"error": why}}, **_base(plan, node))
+    return NodeStatus(present=False, state="unreachable", host=HostFacts(error=why), **_base(plan, node))
 
 
 def node_status(ws: Workspace, node: NodePlan, facts: Mapping[str, Any], rpc_url: str | None,
@@ -41,27 +42,27 @@ def node_status(ws: Workspace, node: NodePlan, facts: Mapping[str, Any], rpc_url
     plan = ws.plan
     settings = ws.settings
     present, state = hostfacts.node_state(facts.get("unit"))
-    out: dict[str, Any] = {
-        "container": hostfacts.container_view(facts, f"{unit_name(plan)}.service"),
-        "host": hostfacts.host_view(facts, firewall=settings.firewall.enabled,
-                                    data_dir=f"{settings.home.rstrip('/')}/data",
-                                    expected_version=plan.consortium.spec.chain.version,
-                                    expected_sha256=binary.sha256 if binary else None),
-    }
+    container = hostfacts.container_view(facts, f"{unit_name(plan)}.service")
+    host = hostfacts.host_view(facts, firewall=settings.firewall.enabled,
+                               data_dir=f"{settings.home.rstrip('/')}/data",
+                               expected_version=plan.consortium.spec.chain.version,
+                               expected_sha256=binary.sha256 if binary else None)
+    rpc_f: RpcFacts | None = None
     summary: dict[str, Any] = {}
     if rpc_url is not None:  # the tunnel's local end: the RPC itself often listens on the host's loopback only
         summary["rpc_address"] = rpc_url.removeprefix("http://")
     if state == "running":
         if rpc_url is None:
-            out["rpc"] = {"reachable": False, "url": None, "error": rpc_error or "no tunnel"}
+            rpc_f = RpcFacts(reachable=False, error=rpc_error or "no tunnel")
         else:
             rpc = RpcClient(rpc_url, timeout=2.0, attempts=2)
             try:
-                chain_summary, out["rpc"] = rpc_facts(rpc, chain=False)
+                chain_summary, rpc_f = rpc_facts(rpc, chain=False)
                 summary.update(chain_summary)
             finally:
                 rpc.close()
-    return NodeStatus(present=present, state=state, facts=out, **_base(plan, node), **summary)
+    return NodeStatus(present=present, state=state, container=container, rpc=rpc_f, host=host,
+                      **_base(plan, node), **summary)
 
 
 def light_status(plan: NetworkPlan, node: NodePlan, probe: Mapping[str, Any] | None) -> NodeStatus:

@@ -11,6 +11,7 @@ calls in total, not per node (every healthy node reports the same chain)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import ssl
@@ -39,6 +40,16 @@ from hcops.providers.docker.containers import (
 )
 from hcops.providers.docker.inventory import Inventory
 from hcops.providers.docker.storage import node_storage
+from hcops.providers.facts import (
+    ContainerFacts,
+    ImageFacts,
+    KeyFile,
+    LastCommit,
+    Mount,
+    ResourceLimits,
+    RpcFacts,
+    port_bindings,
+)
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 # Per-node work is two RPC calls and, at most, a key-file archive when the engine is remote. Measured at
@@ -134,76 +145,77 @@ def key_paths(plan: NetworkPlan, node: NodePlan) -> tuple[str, ...]:
 
 
 def container_facts(client: docker.DockerClient, c: Container, image_cache: dict[str, dict[str, Any]],
-                    keys: tuple[str, ...] = (*KEY_PATHS, STATE_PATH)) -> dict[str, Any]:
+                    keys: tuple[str, ...] = (*KEY_PATHS, STATE_PATH)) -> ContainerFacts:
     a = c.attrs
     cfg, hc, st = a.get("Config") or {}, a.get("HostConfig") or {}, a.get("State") or {}
-    ports = published_ports(a)
     networks = {name: {"ip": (ep.get("IPAMConfig") or {}).get("IPv4Address") or ep.get("IPAddress")}
                 for name, ep in ((a.get("NetworkSettings") or {}).get("Networks") or {}).items()}
-    facts: dict[str, Any] = {
-        "present": True,
-        "id": c.id,
-        "name": c.name,
-        "state": st.get("Status"),
-        "health": (st.get("Health") or {}).get("Status"),
-        "exit_code": st.get("ExitCode"),
-        "started_at": st.get("StartedAt"),
-        "restart_count": a.get("RestartCount", 0),
-        "image": _image_facts(client, a, image_cache),
-        "user": cfg.get("User") or "",
-        "read_only_rootfs": bool(hc.get("ReadonlyRootfs")),
-        "cap_drop": list(hc.get("CapDrop") or ()),
-        "cap_add": list(hc.get("CapAdd") or ()),
-        "privileged": bool(hc.get("Privileged")),
-        "security_opt": list(hc.get("SecurityOpt") or ()),
-        "no_new_privileges": any(o.startswith("no-new-privileges") and not o.endswith("false")
-                                 for o in hc.get("SecurityOpt") or ()),
-        "mounts": [{"type": m.get("Type"), "name": m.get("Name"), "source": m.get("Source"),
-                    "destination": m.get("Destination"), "rw": m.get("RW")} for m in a.get("Mounts") or ()],
-        "tmpfs": dict(hc.get("Tmpfs") or {}),
-        "published_ports": ports,
-        "networks": networks,
-        "network_mode": hc.get("NetworkMode"),
-        "resources": {"memory_bytes": hc.get("Memory") or 0, "nano_cpus": hc.get("NanoCpus") or 0,
-                      "pids_limit": hc.get("PidsLimit")},
-        "restart_policy": dict(hc.get("RestartPolicy") or {}),
-        "healthcheck": bool(cfg.get("Healthcheck")),
-        "labels": dict(cfg.get("Labels") or {}),
-        "env_names": sorted(e.split("=", 1)[0] for e in cfg.get("Env") or ()),  # names only, never values
-    }
-    facts["key_files"] = {p: key_file_meta(c, p) for p in keys}
-    return facts
+    image = _image_facts(client, a, image_cache)
+    return ContainerFacts(
+        present=True,
+        name=c.name,
+        state=st.get("Status"),
+        restart_count=a.get("RestartCount", 0),
+        image=ImageFacts(image.get("reference"), image.get("id") or "", tuple(image.get("repo_digests") or ())),
+        user=cfg.get("User") or "",
+        read_only_rootfs=bool(hc.get("ReadonlyRootfs")),
+        cap_drop=tuple(hc.get("CapDrop") or ()),
+        cap_add=tuple(hc.get("CapAdd") or ()),
+        privileged=bool(hc.get("Privileged")),
+        no_new_privileges=any(o.startswith("no-new-privileges") and not o.endswith("false")
+                              for o in hc.get("SecurityOpt") or ()),
+        mounts=tuple(Mount(m.get("Type"), m.get("Name"), m.get("Destination"), m.get("RW"))
+                     for m in a.get("Mounts") or ()),
+        key_files={p: KeyFile.of(key_file_meta(c, p)) for p in keys},
+        ports=port_bindings(published_ports(a)),
+        resources=ResourceLimits(hc.get("Memory") or 0, hc.get("NanoCpus") or 0, hc.get("PidsLimit")),
+        labels=dict(cfg.get("Labels") or {}),
+        engine={
+            "id": c.id,
+            "health": (st.get("Health") or {}).get("Status"),
+            "exit_code": st.get("ExitCode"),
+            "started_at": st.get("StartedAt"),
+            "image_tags": list(image.get("tags") or ()),
+            "security_opt": list(hc.get("SecurityOpt") or ()),
+            "tmpfs": dict(hc.get("Tmpfs") or {}),
+            "networks": networks,
+            "network_mode": hc.get("NetworkMode"),
+            "restart_policy": dict(hc.get("RestartPolicy") or {}),
+            "healthcheck": bool(cfg.get("Healthcheck")),
+            "env_names": sorted(e.split("=", 1)[0] for e in cfg.get("Env") or ()),  # names only, never values
+        },
+    )
 
 
-def rpc_facts(rpc: RpcClient, *, chain: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def rpc_facts(rpc: RpcClient, *, chain: bool = True) -> tuple[dict[str, Any], RpcFacts]:
     """(summary for NodeStatus fields, facts) from one node's RPC; empty when it does not answer. With
     ``chain``, also the validator set and last commit this node reports (providers that do not read
     chain-level facts once per observation)."""
-    facts: dict[str, Any] = {"reachable": False, "url": rpc.base_url}
     try:
         s = rpc.status()
     except RpcUnavailable as exc:
-        facts["error"] = str(exc)
-        return {}, facts
-    facts.update(reachable=True, node_id=s.node_id, moniker=s.moniker, chain_id=s.network, version=s.version,
-                 height=s.height, latest_block_time=s.latest_block_time, catching_up=s.catching_up,
-                 validator_address=s.validator_address, voting_power=s.voting_power)
+        return {}, RpcFacts(reachable=False, url=rpc.base_url, error=str(exc))
     summary: dict[str, Any] = {"height": s.height, "catching_up": s.catching_up,
                                "voting_power": s.voting_power, "last_block_time": s.latest_block_time}
+    peers: tuple[str, ...] = ()
     try:
-        peers = rpc.net_info()
-        facts["peers"] = [p.node_id for p in peers]
-        summary["peers"] = len(peers)
+        found = rpc.net_info()
+        peers = tuple(p.node_id for p in found)
+        summary["peers"] = len(found)
     except RpcUnavailable:
         pass
+    facts = RpcFacts(reachable=True, url=rpc.base_url, node_id=s.node_id, moniker=s.moniker, chain_id=s.network,
+                     version=s.version, height=s.height, latest_block_time=s.latest_block_time,
+                     catching_up=s.catching_up, validator_address=s.validator_address,
+                     voting_power=s.voting_power, peers=peers)
     if not chain:
         return summary, facts
     with contextlib.suppress(RpcUnavailable):
-        facts["validators"] = [{"address": v.address, "power": v.power} for v in rpc.validators()]
+        facts = dataclasses.replace(facts, validators=tuple(rpc.validators()))
     if s.height > 1:
         try:
             commit = rpc.commit(s.height - 1)
-            facts["last_commit"] = {"height": commit.height, "signers": sorted(commit.signers)}
+            facts = dataclasses.replace(facts, last_commit=LastCommit(commit.height, tuple(sorted(commit.signers))))
         except RpcUnavailable:
             pass
     return summary, facts
@@ -212,8 +224,8 @@ def rpc_facts(rpc: RpcClient, *, chain: bool = True) -> tuple[dict[str, Any], di
 def chain_sources(nodes: Iterable[NodeStatus]) -> list[tuple[str, str, int]]:
     """(node, RPC URL, height) of the nodes to read chain-level facts from: in sync ones first, highest
     first (the freshest view of the validator set and of recent commits)."""
-    live = [(n.name, n.facts["rpc"]["url"], n.height, bool(n.catching_up)) for n in nodes
-            if (n.facts.get("rpc") or {}).get("reachable") and isinstance(n.height, int)]
+    live = [(n.name, n.rpc.url, n.height, bool(n.catching_up)) for n in nodes
+            if n.rpc is not None and n.rpc.reachable and n.rpc.url and isinstance(n.height, int)]
     live.sort(key=lambda t: (t[3], -t[2], t[0]))
     return [(name, url, height) for name, url, height, _ in live[:CHAIN_SOURCES]]
 
@@ -246,10 +258,10 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
     base: dict[str, Any] = {"name": node.name, "org": node.node.org, "role": node.node.role.value,
                             "resource": d.name, "rpc_address": f"127.0.0.1:{node.rpc_host_port}"}
     if c is None:
-        return NodeStatus(present=False, state="absent", facts={"container": {"present": False}}, **base)
+        return NodeStatus(present=False, state="absent", container=ContainerFacts(present=False), **base)
     st = c.attrs.get("State") or {}
     summary: dict[str, Any] = {}
-    facts: dict[str, Any] = {}
+    rpc_f: RpcFacts | None = None
     if st.get("Status") == "running":
         rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
         try:
@@ -257,12 +269,10 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
         finally:
             rpc.close()
         if detail:
-            rpc_f["tls"] = _tls_facts(d)
-        facts["rpc"] = rpc_f
-    if detail:
-        facts["container"] = container_facts(client, c, image_cache, key_paths(plan, node))
+            rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d))
+    container = container_facts(client, c, image_cache, key_paths(plan, node)) if detail else None
     return NodeStatus(present=True, state=st.get("Status"), health=(st.get("Health") or {}).get("Status"),
-                      facts=facts, **base, **summary)
+                      container=container, rpc=rpc_f, **base, **summary)
 
 
 def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
@@ -276,13 +286,13 @@ def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
     return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1")
 
 
-def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], dict[str, Any]]:
+def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
     try:
         s = rpc.status()
     except RpcUnavailable as exc:
-        return {}, {"reachable": False, "error": str(exc)}
+        return {}, RpcFacts(reachable=False, error=str(exc))
     return ({"height": s.height, "catching_up": s.catching_up, "voting_power": s.voting_power,
-             "last_block_time": s.latest_block_time}, {"reachable": True, "node_id": s.node_id})
+             "last_block_time": s.latest_block_time}, RpcFacts(reachable=True, node_id=s.node_id))
 
 
 def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,

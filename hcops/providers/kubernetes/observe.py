@@ -9,6 +9,7 @@ from typing import Any
 from hcops.errors import HcopsError
 from hcops.plan.desired import NetworkPlan
 from hcops.providers.base import NodeStatus, Observation
+from hcops.providers.facts import ContainerFacts
 from hcops.providers.kubernetes.api import KubeApi, Obj, Ref
 from hcops.providers.kubernetes.checks import rbac_facts, secret_mounts, security_violations, service_accounts
 from hcops.providers.kubernetes.diff import field_changes, normalize
@@ -109,10 +110,10 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
             }
         chain, rpc = chain_facts(api, want.namespace, pod, tls=pod_tls(plan, n.name, want.namespace),
                                  measure_tls=detail)
+        container = None
         if detail:
-            facts["rpc"] = rpc
             live_sts = live.get(Ref.of(sts)) if sts is not None else None
-            facts["container"] = container_facts(live_sts, pod) if live_sts else {"present": False}
+            container = container_facts(live_sts, pod) if live_sts else ContainerFacts(present=False)
         state = ("pending" if pod.phase == "absent" else pod.phase.lower()) if present else None
         nodes.append(
             NodeStatus(
@@ -131,6 +132,8 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
                 resource=f"pod/{pod.name}"
                 if pod.name
                 else (f"statefulset/{sts['metadata']['name']}" if sts else None),
+                container=container,
+                rpc=rpc if detail else None,
                 facts=facts,
             )
         )
