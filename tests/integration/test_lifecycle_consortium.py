@@ -28,6 +28,10 @@ NEW_ORG = """\
       nodes:
         - {name: metrolab-val-0, role: validator, power: 10}
 """
+# The longest block gap allowed while nodes are replaced. A stopped validator that was the round's proposer
+# costs one round (timeout_propose 3 s, then the prevote and precommit timeouts) before the next proposer
+# commits: 5-7 s on a loaded 2-core machine. A chain that lost its 2/3 would stop for good, far beyond this.
+MAX_GAP = 10.0
 ANCHOR = "  network:\n"  # appended after the last organization: no node's index (address, port) moves
 
 
@@ -142,7 +146,7 @@ def test_rolling_replacement_with_a_validator_down_keeps_committing(module_netwo
     assert len(order) == 5
     end = wait_height(rpc(net), rpc(net).status().height)
     _, worst = heights_and_gaps(net, start, end)
-    assert worst < 6, f"the chain stalled for {worst:.1f} s during the rolling replacement"
+    assert worst < MAX_GAP, f"the chain stalled for {worst:.1f} s during the rolling replacement"
     victim = docker_engine.containers.get(f"{net.name}-cityrx-val-0")
     assert victim.status == "running"
 
@@ -168,7 +172,7 @@ def test_adding_an_organization_is_a_validator_update(module_network: TestNetwor
     assert len(live) == 5 and live[new["validatorAddress"]] == 10
     end = wait_height(rpc(net), rpc(net).status().height + 2)
     _, worst = heights_and_gaps(net, start, end)
-    assert worst < 6, f"the chain stalled for {worst:.1f} s"
+    assert worst < MAX_GAP, f"the chain stalled for {worst:.1f} s"
     signed = [h for h in range(change["effectiveHeight"], end) if new["validatorAddress"] in rpc(net).commit(h).signers]
     first = signed[0]
     missed = [h for h in range(first, end) if h not in signed]
@@ -197,7 +201,7 @@ def test_removing_the_organization_goes_through_power_zero(module_network: TestN
         "metrolab-val-0" not in container_ids(docker_engine, net)
     end = wait_height(rpc(net), rpc(net).status().height + 2)
     _, worst = heights_and_gaps(net, start, end)
-    assert worst < 6, f"the chain stalled for {worst:.1f} s"
+    assert worst < MAX_GAP, f"the chain stalled for {worst:.1f} s"
 
 
 def test_volumes_of_another_chain_are_refused(module_network: TestNetwork, docker_engine: Any,

@@ -14,6 +14,7 @@ from hcops.providers.base import ApplyOptions
 from hcops.providers.docker.inventory import Inventory
 from hcops.providers.docker.rollout import Rollout
 from hcops.providers.quorum import LiveValidator, QuorumAtRisk, QuorumView
+from hcops.providers.readiness import NotReady
 from hcops.spec.loader import load_spec
 from tests.conftest import SpecDir
 
@@ -36,7 +37,13 @@ class ScriptedRollout(Rollout):
     def view(self) -> QuorumView:
         return self.views.pop(0)
 
+    waited: list[str]
+    rejoin = True
+
     def wait_rejoined(self, n: Any, min_height: int | None = None) -> int:
+        self.waited.append(n.name)
+        if not self.rejoin:
+            raise NotReady(f"timed out waiting for {n.name}")
         return 1
 
 
@@ -49,7 +56,7 @@ def rollout(plan: NetworkPlan, containers: dict[str, str], views: list[QuorumVie
         inv.containers[n.name] = FakeContainer("running")  # type: ignore[assignment]
 
     r = ScriptedRollout(plan, inv, RecordingReporter(), ApplyOptions(), start=start, refresh=lambda: inv)
-    r.views, r.started = views, started
+    r.views, r.started, r.waited = views, started, []
     return r
 
 
@@ -69,11 +76,20 @@ def test_a_stopped_validator_is_started_before_another_stops(plan: NetworkPlan) 
     assert any("quorum first: starting d-val-0" in m for _, m in r.reporter.events)  # type: ignore[attr-defined]
 
 
-def test_refused_when_what_is_down_cannot_be_started(plan: NetworkPlan) -> None:
-    r = rollout(plan, dict.fromkeys(VALIDATORS, "running"), [view({"d-val-0"})])  # running, but not signing
+def test_a_running_validator_that_does_not_sign_yet_is_waited_for(plan: NetworkPlan) -> None:
+    # restarted moments ago (by an apply that was killed, say): caught up by the time it is waited for
+    r = rollout(plan, dict.fromkeys(VALIDATORS, "running"), [view({"d-val-0"}), view(set())])
+    r.ensure_quorum("replace validator a-val-0", stopping=["a-val-0"])
+    assert r.started == [] and r.waited == ["d-val-0"]
+    assert any("waiting for d-val-0 to sign again" in m for _, m in r.reporter.events)  # type: ignore[attr-defined]
+
+
+def test_refused_when_what_is_down_does_not_come_back(plan: NetworkPlan) -> None:
+    r = rollout(plan, dict.fromkeys(VALIDATORS, "running"), [view({"d-val-0"}), view({"d-val-0"})])
+    r.rejoin = False  # running, but never signs again within the time limit
     with pytest.raises(QuorumAtRisk, match=r"20 of 40 .* validators down now: d-val-0 \(power 10\)"):
         r.ensure_quorum("replace validator a-val-0", stopping=["a-val-0"])
-    assert r.started == []
+    assert r.started == [] and r.waited == ["d-val-0"]
 
 
 def test_replacing_a_validator_that_is_down_needs_no_check(plan: NetworkPlan) -> None:

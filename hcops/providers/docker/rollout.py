@@ -23,7 +23,7 @@ from hcops.providers.docker.containers import DesiredContainer
 from hcops.providers.docker.inventory import RUNNING, Inventory
 from hcops.providers.docker.readiness import ContainerHandle
 from hcops.providers.quorum import QuorumView, read_view, refuse
-from hcops.providers.readiness import Target, Waiter
+from hcops.providers.readiness import NotReady, Target, Waiter
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 from hcops.providers.validators import ValidatorChanger, updater_for
 
@@ -115,17 +115,26 @@ class Rollout:
             return
         if view.safe_without(stopping, power_changes=power_changes):
             return
-        healable = [n for n in self.plan.nodes if n.name in {v.node for v in view.down}
-                    and n.name not in stopping and self.inv.container(n.name) is not None
-                    and not running(self.inv.container(n.name))]
-        if healable:
-            self.reporter.step(f"quorum first: starting {', '.join(n.name for n in healable)} "
-                               f"so that I can {doing}")
-            for n in healable:
+        down = [n for n in self.plan.nodes if n.name in {v.node for v in view.down}
+                and n.name not in stopping and self.inv.container(n.name) is not None]
+        # A stopped validator is started; one that runs but does not sign yet (restarted moments ago, by an
+        # apply that was interrupted, say) is given the time to catch up. Either way it must sign again.
+        stopped = [n for n in down if not running(self.inv.container(n.name))]
+        if stopped:
+            self.reporter.step(f"quorum first: starting {', '.join(n.name for n in stopped)} so that I can {doing}")
+            for n in stopped:
                 self.start(n)
             self.inv = self.refresh()
-            for n in healable:
-                self.wait_rejoined(n)
+        if waiting := [n.name for n in down if n not in stopped]:
+            self.reporter.step(f"quorum first: waiting for {', '.join(waiting)} to sign again so that I can {doing}")
+        if down:
+            for n in down:
+                try:
+                    self.wait_rejoined(n)
+                except NotReady:
+                    if n in stopped:
+                        raise
+                    # still not signing: the refusal below names it, which says more than a timeout
             view = self.view()
             if view.safe_without(stopping, power_changes=power_changes):
                 return
