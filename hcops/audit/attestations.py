@@ -32,10 +32,10 @@ from pydantic_core import PydanticCustomError
 from hcops.audit import catalogue
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.findings import Finding
-from hcops.policy.sources import display_path
+from hcops.policy.sources import display_path, read_yaml_file
 from hcops.spec.diagnostics import from_validation_error, quote
 from hcops.spec.models import camel
-from hcops.spec.source import SourceMap, parse_yaml
+from hcops.spec.source import SourceMap
 from hcops.spec.types import Text
 
 FILE_NAME = "attestations.yaml"
@@ -172,14 +172,7 @@ def load(path: Path | None) -> Attestations:
     if path is None:
         return Attestations(None)
     name = display_path(Path(path))
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read attestations file {name}: {exc}") from exc
-    try:
-        doc, positions = parse_yaml(text, name, what="attestations file")
-    except InvalidInput as exc:
-        raise InvalidInput("malformed attestations file", exc.diagnostics) from None
+    doc, positions = read_yaml_file(Path(path), "attestations file")
     if doc is None:
         return Attestations(Path(path))
     if not isinstance(doc, dict):

@@ -10,7 +10,7 @@ from typing import Any
 
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.settings import Settings, resolve
-from hcops.spec.source import parse_yaml
+from hcops.spec.source import SourceMap, parse_yaml
 
 RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
 # data.hcops.* holds the built-in pack; the other two are the engines' entry module and the OPA
@@ -30,6 +30,19 @@ def display_path(path: Path) -> str:
         return resolved.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return resolved.as_posix()
+
+
+def read_yaml_file(path: Path, what: str) -> tuple[Any, SourceMap]:
+    """A side file (waivers, attestations) parsed with positions; unreadable or malformed is InvalidInput."""
+    name = display_path(Path(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {what} {name}: {exc}") from exc
+    try:
+        return parse_yaml(text, name, what=what)
+    except InvalidInput as exc:
+        raise InvalidInput(f"malformed {what}", exc.diagnostics) from None
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,9 @@ from hcops import clock
 from hcops.errors import Diagnostic, InvalidInput, Location
 from hcops.policy.findings import Finding, Level
 from hcops.policy.metadata import RuleMeta
-from hcops.policy.sources import display_path
+from hcops.policy.sources import display_path, read_yaml_file
 from hcops.spec.diagnostics import from_validation_error
 from hcops.spec.paths import PathKey
-from hcops.spec.source import parse_yaml
 
 WAIVER_INVALID = "HC-RA1-WAIVER-INVALID"
 WAIVER_EXPIRED = "HC-RA1-WAIVER-EXPIRED"
@@ -170,14 +169,7 @@ def load_waivers(path: Path) -> list[Waiver]:
     """Read a waivers file. Malformed YAML or a wrong structure is InvalidInput (file:line:col);
     incomplete entries are returned with their ``problems`` (they become deny findings)."""
     name = display_path(Path(path))
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read waivers file {name}: {exc}") from exc
-    try:
-        doc, positions = parse_yaml(text, name, what="waivers file")
-    except InvalidInput as exc:
-        raise InvalidInput("malformed waivers file", exc.diagnostics) from None
+    doc, positions = read_yaml_file(Path(path), "waivers file")
     if doc is None:
         return []
     top: PathKey = ()
