@@ -58,7 +58,7 @@ metadata:
 spec:
   chain:
     version: "0.38.17"
-    image: cometbft/cometbft:v0.38.17
+    image: hcops/cometbft:0.38.17
     chainId: bench-1
     blockInterval: {block_interval}
   organizations:
@@ -222,7 +222,7 @@ def main() -> int:
     ap.add_argument("--block-interval", default="1s")
     ap.add_argument("--compose", default=shutil.which("docker-compose") or "")
     args = ap.parse_args()
-    image = subprocess.run(["docker", "image", "inspect", "cometbft/cometbft:v0.38.17"], capture_output=True)
+    image = subprocess.run(["docker", "image", "inspect", "hcops/cometbft:0.38.17"], capture_output=True)
     if image.returncode:
         console.print("the node image is missing: run scripts/bootstrap docker image")
         return 2

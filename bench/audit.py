@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hcops.plan import certs
 from hcops.plan.desired import build_plan
 from hcops.providers.rpc import RpcClient
 from hcops.spec.loader import load_spec
@@ -46,13 +47,13 @@ ORGS = (("st-mary", "provider"), ("northside", "provider"), ("bluecross", "payer
 TXS_PER_SWEEP = 30  # 25 record pointers with digests, 5 short notes: no identifier among them
 
 
-def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str) -> str:
+def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str, tls: bool = False) -> str:
     lines = [
         "apiVersion: hcops/v1alpha1",
         "kind: Consortium",
         f"metadata: {{name: {name}}}",
         "spec:",
-        '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1,'
+        '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: bench-1,'
         f" blockInterval: {interval}}}",
         '  defaults: {resources: {cpu: "250m", memory: 256Mi}}',
         "  organizations:",
@@ -67,6 +68,7 @@ def spec_text(name: str, nodes: int, port_base: int, subnet: str, interval: str)
             lines += [f"        - {{name: {org}-obs-{k}, role: observer}}" for k in range(observers)]
     lines += [
         "  audit: {interval: 5s, anchorToChain: false}",
+        *(["  network: {rpc: {exposure: internal, tls: true}}"] if tls else []),
         f"  provider: {{docker: {{rpcHostPortBase: {port_base}, subnet: {subnet}}}}}",
     ]
     return "\n".join(lines) + "\n"
@@ -106,14 +108,14 @@ def hcops(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 
 
 class Network:
-    def __init__(self, root: Path, nodes: int, interval: str) -> None:
-        self.root, self.nodes = root, nodes
+    def __init__(self, root: Path, nodes: int, interval: str, tls: bool = False) -> None:
+        self.root, self.nodes, self.tls = root, nodes, tls
         root.mkdir(parents=True, exist_ok=True)
         self.name = f"bench-audit-{nodes}-{os.getpid() % 10000}"
         self.port_base = free_base(nodes + 2)
         subnet = f"10.{random.randrange(200, 250)}.{random.randrange(0, 255)}.0/24"
         self.spec = root / "network.yaml"
-        self.spec.write_text(spec_text(self.name, nodes, self.port_base, subnet, interval))
+        self.spec.write_text(spec_text(self.name, nodes, self.port_base, subnet, interval, tls))
         self.state = root / "state"
 
     def arp_entries(self) -> int:
@@ -137,13 +139,20 @@ class Network:
             timeout=600,
         )
 
+    def rpc(self, timeout: float = 2.0) -> RpcClient:
+        """The first node's RPC, over HTTPS verified against the network CA when TLS is on."""
+        if not self.tls:
+            return RpcClient(f"http://127.0.0.1:{self.port_base}", timeout=timeout)
+        context = certs.client_context(build_plan(load_spec(self.spec), self.state))
+        return RpcClient(f"https://127.0.0.1:{self.port_base}", timeout=timeout, ssl_context=context)
+
     def height(self) -> int:
-        return RpcClient(f"http://127.0.0.1:{self.port_base}").status().height
+        return self.rpc().status().height
 
 
 def feed(net: Network, count: int = TXS_PER_SWEEP, timeout: float = 30.0) -> None:
     """Commit ``count`` transactions and wait until their block is in (outside the sweep's timing)."""
-    rpc = RpcClient(f"http://127.0.0.1:{net.port_base}", timeout=5.0)
+    rpc = net.rpc(timeout=5.0)
     start = rpc.status().height
     for i in range(count):
         value = hashlib.sha256(f"{i}-{time.time_ns()}".encode()).hexdigest()
@@ -181,6 +190,12 @@ def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
             "record_s": med("record"),
             "runs": runs,
             "high_findings": high,
+            "tls_verified_nodes": sum(
+                1
+                for n in sweeps[-1].facts["nodes"]
+                if ((n.get("rpc") or {}).get("tls") or {}).get("verified")
+                and ((n.get("rpc") or {}).get("tls") or {}).get("plaintextRefused")
+            ),
         }
     finally:
         auditor.log.close()
@@ -235,17 +250,31 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=60.0, help="seconds per block-rate measurement")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--block-interval", default="3s", help="blockInterval of the sweep-time networks")
+    ap.add_argument(
+        "--tls",
+        action="store_true",
+        help="RPC over TLS (network.rpc.tls: true): the sweep measures "
+        "every node's handshake against the network CA and that plain HTTP is refused",
+    )
     args = ap.parse_args()
     limit = neighbour_limit()
-    results: dict[str, Any] = {"block_interval": args.block_interval, "neigh_gc_thresh3": limit, "sweeps": [],
-                               "load": None}
+    results: dict[str, Any] = {
+        "block_interval": args.block_interval,
+        "tls": args.tls,
+        "neigh_gc_thresh3": limit,
+        "sweeps": [],
+        "load": None,
+    }
     with tempfile.TemporaryDirectory(prefix="hcops-bench-audit-") as tmp:
         for n in [int(x) for x in args.sizes.split(",")]:
-            net = Network(Path(tmp) / str(n), n, args.block_interval)
+            net = Network(Path(tmp) / str(n), n, args.block_interval, args.tls)
             entries = net.arp_entries()
             if limit is not None and entries > limit:
-                print(f"{n:>3} nodes: about {entries} ARP entries exceed gc_thresh3={limit}; "
-                      "expect dropped packets (RPC timeouts)", flush=True)
+                print(
+                    f"{n:>3} nodes: about {entries} ARP entries exceed gc_thresh3={limit}; "
+                    "expect dropped packets (RPC timeouts)",
+                    flush=True,
+                )
             try:
                 up = net.up()
                 row = sweep_times(net)
@@ -255,6 +284,7 @@ def main() -> None:
                     f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (observe {row['observe_s']:.3f} s, "
                     f"phi {row['phi_s']:.3f} s for {row['phi_blocks']} blocks / {row['phi_txs']} txs, "
                     f"evaluate {row['evaluate_s']:.3f} s, record {row['record_s']:.3f} s), "
+                    f"TLS verified on {row['tls_verified_nodes']}/{n} nodes, "
                     f"high findings {row['high_findings'] or 'none'}",
                     flush=True,
                 )

@@ -32,7 +32,7 @@ kind: Consortium
 metadata: {{name: {name}}}
 spec:
   tier: development
-  chain: {{version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1, blockInterval: {interval}}}
+  chain: {{version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: bench-1, blockInterval: {interval}}}
   defaults: {{resources: {{cpu: "1000m", memory: 512Mi}}}}
   organizations:
     - name: org-a

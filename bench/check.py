@@ -86,7 +86,7 @@ def spec_text(nodes: int, provider: str = "docker") -> str:
         role = "validator, power: 10" if not members[o] else "observer"
         members[o].append(f"        - {{name: node-{i}, role: {role}}}")
     lines = ["apiVersion: hcops/v1alpha1", "kind: Consortium", f"metadata: {{name: bench-{nodes}}}", "spec:",
-             '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1}',
+             '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: bench-1}',
              "  organizations:"]
     for o, names in enumerate(members):
         lines += [f"    - name: org-{o}", "      role: provider",

@@ -51,7 +51,7 @@ metadata:
 spec:
   chain:
     version: "0.38.17"
-    image: cometbft/cometbft:v0.38.17
+    image: hcops/cometbft:0.38.17
     chainId: bench-1
   organizations:
 {orgs}

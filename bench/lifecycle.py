@@ -112,7 +112,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--block-interval", default="1s")
     args = ap.parse_args()
-    image = subprocess.run(["docker", "image", "inspect", "cometbft/cometbft:v0.38.17"], capture_output=True)
+    image = subprocess.run(["docker", "image", "inspect", "hcops/cometbft:0.38.17"], capture_output=True)
     if image.returncode:
         console.print("the node image is missing: run scripts/bootstrap docker image")
         return 2

@@ -116,7 +116,7 @@ def _org(i: int, nodes: int, node: Callable[[int, int], str]) -> str:
 
 def _header(extra: str = "") -> str:
     return ("apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {name: bench-yaml}\n" + extra + "spec:\n"
-            '  chain: {version: "0.38.17", image: "cometbft/cometbft:v0.38.17", chainId: bench-1}\n'
+            '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: bench-1}\n'
             "  organizations:\n")
 
 
