@@ -21,6 +21,10 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
     """A client of the engine named by DOCKER_HOST (default: the local socket), checked with a ping."""
     try:
         client = docker.from_env(timeout=int(timeout))
+        if client.api.base_url.startswith("http+docker://"):
+            # A local socket has no proxy: without this, every request scans the environment for one
+            # (a fifth of a 32-node sweep's CPU).
+            client.api.trust_env = False
         client.ping()
     except docker.errors.DockerException as exc:
         raise _connect_error(exc) from None

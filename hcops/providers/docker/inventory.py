@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from hcops.providers.docker.containers import (
 from hcops.providers.docker.engine import engine_errors
 
 RUNNING = "running"
+INSPECT_WORKERS = 8  # below the client's connection pool (10), which the observe threads share
 
 
 @dataclass
@@ -49,7 +51,7 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
                 f"a Docker network named {net.name} exists but was not created by hcops for this spec",
                 hint=f"remove it (`docker network rm {net.name}`) or change metadata.name")
         inv = Inventory(network=net)
-        found = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        found = _inspected(client, client.api.containers(all=True, filters={"label": label}))
         # The container with the expected name is the node's; any other one labelled for it is a stray.
         net = network_name(plan)
 
@@ -65,6 +67,24 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
         for v in client.volumes.list(filters={"label": label}):
             inv.volumes[v.name] = v
     return inv
+
+
+def _inspected(client: docker.DockerClient, summaries: list[dict[str, Any]]) -> list[Container]:
+    """Full containers for a listing's summaries, inspected side by side (the SDK inspects them one after the
+    other: at 32 nodes on a busy engine that was most of a sweep). One removed meanwhile is left out."""
+
+    def inspect(summary: dict[str, Any]) -> Container | None:
+        try:
+            return client.containers.prepare_model(client.api.inspect_container(summary["Id"]))
+        except docker.errors.NotFound:
+            return None
+
+    if len(summaries) < 2:
+        found = [inspect(s) for s in summaries]
+    else:
+        with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(summaries))) as pool:
+            found = list(pool.map(inspect, summaries))
+    return [c for c in found if c is not None]
 
 
 def check_name_conflicts(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory) -> None:
