@@ -26,7 +26,7 @@ from hcops.plan.state import network_dir
 from hcops.settings import Settings, resolve
 
 KINDS = ("sweep", "incident", "gate_run", "gate_skipped", "anchor", "checkpoint", "ansible_run", "backup", "restore",
-         "drill")
+         "drill", "engine_upgrade")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -27,6 +27,7 @@ from hcops.plan.membership import MembershipPlan, describe
 from hcops.progress import Reporter, SilentReporter
 from hcops.providers import events
 from hcops.providers.base import (
+    Action,
     ApplyOptions,
     ApplyResult,
     Change,
@@ -123,7 +124,7 @@ def check_upgrade(p: NetworkPlan) -> None:
     problem = upgrade_problem(p.lock, p.consortium.spec.chain.version) if p.lock is not None else None
     if problem:
         raise InvalidInput(f"refusing the upgrade: {problem}",
-                           hint="upgrade within the series (e.g. 0.38.17 -> 0.38.18) with a rolling apply; across "
+                           hint="upgrade within the series (e.g. 0.38.17 -> 0.38.19) with a rolling apply; across "
                                 "series, follow CometBFT's upgrade guide: stop every validator at one agreed "
                                 "height, migrate, and start the new version together")
 
@@ -183,10 +184,23 @@ def apply(spec_file: Path, environment: str | None = None, state_dir: Path | Non
         if gate is not None:  # under the lock: the gate records its outcome in the network's state
             gate(p)
         recorder = LockRecorder(p)
+        upgraded_from = p.lock.engine_version if p.lock is not None else ""
         result = prov.apply(p, reporter or SilentReporter(),
                             dataclasses.replace(options, on_validator_change=recorder.committed))
         recorder.finish(p)
+        if upgraded_from and upgraded_from != p.consortium.spec.chain.version:
+            _record_event(p.state_dir, "engine_upgrade", upgrade_record(p, upgraded_from, result), p.settings)
     return ApplyOutcome(p, result)
+
+
+def upgrade_record(p: NetworkPlan, old: str, result: ApplyResult) -> dict[str, Any]:
+    """What the audit log keeps of a rolling engine upgrade: the versions, the nodes replaced (in the order
+    planned) and the height each node reported when apply finished."""
+    return {"network": p.name, "from": old, "to": p.consortium.spec.chain.version,
+            "image": sorted({n.node.image for n in p.nodes}),
+            "replaced": list(dict.fromkeys(c.node for c in result.changes.pending
+                                           if c.action is Action.update and c.node and c.kind != "volume")),
+            "heights": {n.name: n.height for n in result.observation.nodes}}
 
 
 class LockRecorder:

@@ -139,3 +139,24 @@ def test_cli_apply_without_yes_and_without_terminal_refuses(spec_dir: SpecDir, s
 def test_apply_options_reach_the_provider(spec_dir: SpecDir, state_dir: Path, fake: FakeProvider) -> None:
     deploy.apply(spec_dir.spec, options=ApplyOptions(timeout=5, prune_volumes=True))
     assert fake.volumes["small-net"] == {"a-val-0", "b-val-0", "c-val-0", "d-val-0", "d-obs-0"}
+
+
+def test_an_engine_upgrade_is_recorded_and_a_minor_jump_refused(spec_dir: SpecDir, state_dir: Path,
+                                                               fake: FakeProvider) -> None:
+    from hcops.audit.log import AuditLog
+
+    deploy.apply(spec_dir.spec)
+    text = spec_dir.spec.read_text()
+    spec_dir.spec.write_text(text.replace('"0.38.17"', '"0.38.19"').replace("v0.38.17", "v0.38.19"))
+    deploy.apply(spec_dir.spec)
+    with AuditLog(state_dir / "small-net" / "audit.db", create=False) as log:
+        (record,) = log.records("engine_upgrade")
+    assert (record.body["from"], record.body["to"]) == ("0.38.17", "0.38.19")
+    assert record.body["image"] == ["cometbft/cometbft:v0.38.19"] and record.body["network"] == "small-net"
+    deploy.apply(spec_dir.spec)  # no second record for an apply that upgrades nothing
+    spec_dir.spec.write_text(text.replace('"0.38.17"', '"1.0.1"').replace("v0.38.17", "v1.0.1"))
+    with pytest.raises(InvalidInput, match=r"refusing the upgrade: .* leaves the 0\.38\.x series") as info:
+        deploy.apply(spec_dir.spec)
+    assert info.value.hint and "one agreed height" in info.value.hint
+    with AuditLog(state_dir / "small-net" / "audit.db", create=False) as log:
+        assert len(log.records("engine_upgrade")) == 1
