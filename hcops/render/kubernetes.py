@@ -234,7 +234,7 @@ class _Objects:
         env = [{"name": CA_ENV, "value": f"{HOME}/config/{cometbft.RPC_TLS_CA}"}] if tls else []
         main: dict[str, Any] = {
                 "name": "cometbft", "image": n.image, "imagePullPolicy": "IfNotPresent",
-                "args": ["start", "--home", HOME], **({"env": env} if env else {}),
+                "args": start_args(self.plan), **({"env": env} if env else {}),
                 "ports": [{"name": "p2p", "containerPort": cometbft.P2P_PORT, "protocol": "TCP"},
                           {"name": "rpc", "containerPort": cometbft.RPC_PORT, "protocol": "TCP"},
                           {"name": "metrics", "containerPort": cometbft.METRICS_PORT, "protocol": "TCP"}],
@@ -306,11 +306,18 @@ def kubernetes_objects(plan: NetworkPlan, *, secrets: bool = False,
     return out
 
 
+def start_args(plan: NetworkPlan) -> list[str]:
+    """``cometbft start``, pinned to the chain's genesis as on every target: a pod handed any other genesis
+    refuses to start (``--genesis_hash``, the SHA-256 of genesis.json; hcops.plan.lock)."""
+    return ["start", "--home", HOME, f"--genesis_hash={plan.genesis_sha256}"]
+
+
 def _template_constants(b: _Objects) -> dict[str, str]:
     """What every node's file shares, rendered to YAML text once."""
     return {
         "p2p": to_json(cometbft.P2P_PORT), "rpc": to_json(cometbft.RPC_PORT),
         "metrics": to_json(cometbft.METRICS_PORT), "uid": to_json(NODE_UID), "home": to_json(HOME),
+        "start": to_json(start_args(b.plan)),
         "placeholder": to_json(PLACEHOLDER_KEY), "probe": to_json(probe_command(b.ctx.tls)),
         "security": to_yaml(_security(), 12), "mounts": to_yaml(_mounts(), 12),
         "validator_pods": to_yaml(b.validator_pods(), 20),
