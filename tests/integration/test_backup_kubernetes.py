@@ -189,6 +189,16 @@ def test_lost_claim_of_a_validator_is_restored_without_the_chain_stopping(
     for h in range(max(1, rec["chainHeightAtStop"] - 5), top + 1):  # no double-sign evidence was committed
         assert _rpc(net, WATCHED).call("block", height=h)["block"]["evidence"]["evidence"] in ([], None), h
     print(f"restore: {seconds:.1f} s, longest stall {watch.longest:.1f} s")
+    # The restore's config is the only difference from the plan, and the next apply writes the plan's back
+    # without restarting the node (a ConfigMap mounted by subPath is read at container start only).
+    pending = _json(net.hcops("plan", "-o", "json"))
+    changed = [c for c in pending["changes"] if c["action"] != "unchanged"]
+    assert len(changed) == 1 and changed[0]["kind"] == "ConfigMap", changed
+    assert changed[0]["name"].endswith(f"{VALIDATOR}-config"), changed
+    proc = net.hcops("apply", "--yes", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = net.hcops("plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_drill_passes_in_an_isolated_pod_that_is_removed(net: KubeNetwork) -> None:

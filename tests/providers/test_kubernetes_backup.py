@@ -95,7 +95,13 @@ class FakeResponse:
         for i in range(0, len(self.body), 4):
             yield self.body[i:i + 4]
 
+    def drain_conn(self) -> None:
+        pass
+
     def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

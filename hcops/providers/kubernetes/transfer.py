@@ -68,6 +68,12 @@ def raw(api: KubeApi, method: str, path: str, *, query: Mapping[str, str] | None
     raise _error(resp.status, data, method, path)
 
 
+def _finish(resp: urllib3.BaseHTTPResponse) -> None:
+    """Read a short answer to its end, so that its connection can serve the next request."""
+    resp.drain_conn()
+    resp.release_conn()
+
+
 @dataclass(frozen=True)
 class HelperSpec:
     """What a helper pod mounts and runs, besides the archive server and its token."""
@@ -155,7 +161,7 @@ class Helper:
                 raise EnvironmentProblem(f"helper pod {self.spec.name} cannot run: {last}")
             if pod is not None and (pod.get("status") or {}).get("podIP"):
                 try:
-                    raw(self.api, "GET", f"{self.base}/healthz", timeout=5.0).release_conn()
+                    _finish(raw(self.api, "GET", f"{self.base}/healthz", timeout=5.0))
                     return
                 except (ApiError, EnvironmentProblem) as exc:
                     last = getattr(exc, "message", str(exc))
@@ -173,26 +179,31 @@ class Helper:
                 yield None
                 return
             raise EnvironmentProblem(f"copying {path} out of {self.spec.name}: {exc.message}") from None
+        def chunks() -> Iterator[bytes]:
+            # Only the transfer's own errors are translated: the consumer's (a full disk) stay its own.
+            try:
+                yield from resp.stream(CHUNK)
+            except (HTTPError, OSError) as exc:
+                raise EnvironmentProblem(f"copying {path} out of {self.spec.name}: {exc}") from None
+
         try:
-            yield resp.stream(CHUNK)
-        except (HTTPError, OSError) as exc:
-            raise EnvironmentProblem(f"copying {path} out of {self.spec.name}: {exc}") from None
+            yield chunks()
         finally:
-            resp.release_conn()
+            resp.close()  # not back to the pool: a copy cut short leaves unread bytes on the connection
 
     def put_tar(self, body: IO[bytes] | bytes, length: int, *, clear: str | None = None) -> None:
         """Extract a tar into the home (after removing ``clear``, a folder relative to it)."""
         query = {"clear": clear} if clear else None
         try:
-            raw(self.api, "PUT", f"{self.base}/tar", query=query, headers=self._headers(), body=body,
-                length=length).release_conn()
+            _finish(raw(self.api, "PUT", f"{self.base}/tar", query=query, headers=self._headers(), body=body,
+                        length=length))
         except ApiError as exc:
             raise EnvironmentProblem(f"the helper pod {self.spec.name} refused the files: {exc.message}") from None
 
     def done(self) -> None:
         """End the archive server (in a drill pod, the node container starts next)."""
         try:
-            raw(self.api, "POST", f"{self.base}/done", headers=self._headers(), timeout=10.0).release_conn()
+            _finish(raw(self.api, "POST", f"{self.base}/done", headers=self._headers(), timeout=10.0))
         except ApiError as exc:
             raise EnvironmentProblem(f"helper pod {self.spec.name}: {exc.message}") from None
 
