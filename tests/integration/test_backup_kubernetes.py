@@ -43,6 +43,7 @@ pytestmark = pytest.mark.integration
 OBSERVER = "state-obs-0"
 VALIDATOR = "northside-val-0"
 WATCHED = "stmary-val-0"
+OTHER = "cityrx-val-0"
 
 
 def _image_has_archive() -> None:
@@ -154,6 +155,22 @@ def _wait_signing(net: KubeNetwork, node: str, timeout: float = 120) -> None:
                 return
         time.sleep(0.5)
     raise AssertionError(f"{node} did not sign again within {timeout} s")
+
+
+def test_validator_backup_is_refused_while_another_validator_is_down(net: KubeNetwork) -> None:
+    plan = net.plan()
+    backend = KubernetesBackend(plan, _api(net))
+    other = plan.node(OTHER)
+    backend.stop(other)  # its StatefulSet at 0: hcops must count it as down
+    try:
+        proc = net.hcops("backup", "--node", VALIDATOR)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "refusing to stop" in proc.stderr and "2/3" in proc.stderr, proc.stderr
+    finally:
+        backend.start(other)
+    assert _records(net, "backup")[-1]["ok"] is False
+    assert backend.running(plan.node(VALIDATOR))  # refused before anything was stopped
+    _wait_signing(net, OTHER)
 
 
 def test_lost_claim_of_a_validator_is_restored_without_the_chain_stopping(

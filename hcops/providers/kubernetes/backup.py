@@ -53,8 +53,9 @@ class KubernetesBackend:
         self.plan = plan
         self._api = api
         self._objects: list[Obj] | None = None
-        settings = plan.consortium.spec.provider.kubernetes
-        self.namespace = settings.namespace or plan.name
+        from hcops.render.kubernetes import namespace
+
+        self.namespace = namespace(plan)
 
     @property
     def api(self) -> KubeApi:
