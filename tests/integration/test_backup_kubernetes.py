@@ -1,10 +1,11 @@
 """Backups, restores and restore drills on a real single-node cluster (kube-apiserver, kubelet, containerd),
 through the CLI, against the example's four validators and observer.
 
-Ordered steps on one network: an observer backup (no key or signing state inside); a validator backup; that
-validator's claim deleted (a lost disk) and the validator restored from its backup while a watcher proves
-the chain never stops committing: it gets a new claim, catches up and signs again; a drill passes and
-leaves no helper or scratch object behind.
+Ordered steps on one network: an observer backup (no key or signing state inside); a validator backup
+refused while another validator's StatefulSet is at 0; a validator backup; that validator's claim deleted
+(a lost disk) and the validator restored from its backup while a watcher proves the chain never stops
+committing: it gets a new claim, catches up and signs again, and the next apply takes the restore's config
+back; a drill passes and leaves no helper or scratch object behind. About 3 minutes.
 
     HCOPS_K8S_NODE=1 python3 -m pytest tests/integration/test_backup_kubernetes.py
 """
