@@ -106,9 +106,8 @@ def backend_for(plan: NetworkPlan) -> NodeBackend:
 
         return DockerBackend(plan)
     if kind == "kubernetes":
-        # Not yet: the node image has no tar or shell, so a copy needs a helper pod with a tools image the
-        # cluster can run (see README, Backups).
-        raise InvalidInput("backups, restores and drills are not implemented for the Kubernetes provider yet",
-                           hint="back up the nodes' PersistentVolumeClaims with your cluster's snapshot tooling")
+        from hcops.providers.kubernetes.backup import KubernetesBackend
+
+        return KubernetesBackend(plan)
     raise InvalidInput(f"backups need a running provider; spec.provider.type is {kind}",
                        hint="the ansible target renders files only: back up its hosts with your own tooling")

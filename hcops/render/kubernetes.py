@@ -65,6 +65,11 @@ def _security() -> dict[str, Any]:
             "runAsUser": NODE_UID, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def container_security() -> dict[str, Any]:
+    """The nodes' container security context, which hcops' helper pods (backups, drills) use too."""
+    return _security()
+
+
 def _mounts() -> list[dict[str, Any]]:
     """What both containers mount: the data volume, config.toml, genesis.json and the node key."""
     return [

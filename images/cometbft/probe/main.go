@@ -6,6 +6,9 @@
 // decimal string; a bare JSON number is accepted too). Anything else exits 1
 // with a one-line reason on stderr, which Docker keeps in the health log.
 //
+// "hcops-probe archive ..." is a second, unrelated mode: a token-guarded file
+// server over the node's home folder for backups on Kubernetes (archive.go).
+//
 // Standard library only; built with CGO_ENABLED=0 so it runs in a FROM scratch
 // image.
 package main
@@ -85,6 +88,9 @@ func check(url string) (int64, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "archive" {
+		os.Exit(runArchive(os.Args[2:]))
+	}
 	url := defaultURL
 	if len(os.Args) > 1 {
 		url = os.Args[1]
