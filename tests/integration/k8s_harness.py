@@ -76,8 +76,13 @@ def _cert(
     *,
     ca: bool,
     sans: list[x509.GeneralName] | None = None,
+    group: str | None = None,
 ) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    """A certificate; with ``group`` a client certificate of that group (Kubernetes reads O as the group)."""
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, subject)]
+    if group:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, group))
+    name = x509.Name(attrs)
     issuer_name, signer = issuer if issuer else (name, key)
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -106,9 +111,8 @@ def _cert(
             critical=True,
         )
     else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
+        usage = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if group else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(signer, hashes.SHA256())
@@ -123,6 +127,9 @@ class Credentials:
     sa_pub: Path
     token_file: Path
     tokens: dict[str, str]  # user -> bearer token
+    # How the API server authenticates to the kubelet (exec, logs, port-forward), as kubeadm sets it up.
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
 
 
 def write_credentials(folder: Path) -> Credentials:
@@ -147,10 +154,16 @@ def write_credentials(folder: Path) -> Credentials:
     ]
     serving = _cert("kube-apiserver", key, (ca.subject, ca_key), ca=False, sans=sans)
     sa_key = _key()
+    client_key = _key()
+    client = _cert("kube-apiserver-kubelet-client", client_key, (ca.subject, ca_key), ca=False,
+                   group="system:masters")
     paths = {
         name: folder / name
-        for name in ("ca.crt", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub", "tokens.csv")
+        for name in ("ca.crt", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub", "tokens.csv",
+                     "kubelet-client.crt", "kubelet-client.key")
     }
+    paths["kubelet-client.crt"].write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    paths["kubelet-client.key"].write_bytes(_pem_key(client_key))
     paths["ca.crt"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["apiserver.crt"].write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     paths["apiserver.key"].write_bytes(_pem_key(key))
@@ -182,6 +195,8 @@ def write_credentials(folder: Path) -> Credentials:
         sa_pub=paths["sa.pub"],
         token_file=paths["tokens.csv"],
         tokens=tokens,
+        kubelet_client_cert=paths["kubelet-client.crt"],
+        kubelet_client_key=paths["kubelet-client.key"],
     )
 
 
@@ -370,6 +385,11 @@ def start_cluster(root: Path, *, controllers: bool = True) -> KubeCluster:
                     f"--client-ca-file={creds.ca_cert}",
                     f"--token-auth-file={creds.token_file}",
                     "--authorization-mode=Node,RBAC",
+                    # Reaching the kubelet (port-forward, exec, logs): by the node's address, not its name
+                    # (nothing resolves the test node's name), with a client certificate it accepts.
+                    "--kubelet-preferred-address-types=InternalIP,Hostname",
+                    f"--kubelet-client-certificate={creds.kubelet_client_cert}",
+                    f"--kubelet-client-key={creds.kubelet_client_key}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                     f"--service-account-key-file={creds.sa_pub}",
                     f"--service-account-signing-key-file={creds.sa_key}",

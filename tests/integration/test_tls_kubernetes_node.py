@@ -61,7 +61,7 @@ def _json(net: KubeNetwork, *argv: str) -> dict[str, Any]:
 
 
 def test_status_measures_verified_https_on_every_pod(net: KubeNetwork) -> None:
-    doc = _json(net, "status", "--format", "json")
+    doc = _json(net, "status", "-o", "json")
     now = dt.datetime.now(dt.UTC)
     assert [n["name"] for n in doc["nodes"]] == [n.name for n in net.plan().nodes]
     for node in doc["nodes"]:
