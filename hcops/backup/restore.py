@@ -134,7 +134,8 @@ def _restore(plan: NetworkPlan, backend: NodeBackend, node: NodePlan, b: evidenc
         chain = safety.first_answering(rest)
         running = backend.running(node)
         if validator:
-            q = safety.ensure_quorum(rest, plan, node, stopped_validators(plan, backend))
+            q = safety.ensure_quorum(rest, plan, node, lambda: stopped_validators(plan, backend),
+                                     wait=safety.QUORUM_WAIT)
             say(f"{node.name} is a validator: {q}")
         volume_state = SigningState.parse(backend.read_state(node)) if validator else None
         if running:

@@ -16,12 +16,14 @@ from hcops.backup.archive import SigningState
 from hcops.errors import EnvironmentProblem
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.providers import quorum
+from hcops.providers.readiness import Deadline
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 PRECOMMIT_STEP = 3  # CometBFT FilePV steps: 1 propose, 2 prevote, 3 precommit
 DOUBLE_SIGN_CHECK_HEIGHT = 10  # blocks a restarted validator looks back for its own signature
 SCAN_LIMIT = 2000  # commits scanned backwards for a validator's last signature
 POLL = 0.25
+QUORUM_WAIT = 60.0  # seconds a running validator missing from the recent commits is given to sign again
 
 
 class NotSafe(EnvironmentProblem):
@@ -43,17 +45,33 @@ def first_answering(rpcs: Sequence[RpcClient]) -> RpcClient:
 
 
 def ensure_quorum(rpcs: Sequence[RpcClient], plan: NetworkPlan, node: NodePlan,
-                  known_down: Collection[str] = ()) -> str:
+                  known_down: Collection[str] | Callable[[], Collection[str]] = (), *, wait: float = 0.0,
+                  deadline: Deadline | None = None) -> str:
     """Refuse (``QuorumAtRisk``) unless more than 2/3 of the voting power stays online once ``node`` stops;
     the check of ``hcops.providers.quorum``, read from the live chain, plus the validators the provider
-    knows are stopped (``known_down``: a validator stopped a moment ago is still in the recent commits).
-    Returns what it found, for the log."""
+    knows are stopped (``known_down``, or a function reading them: a validator stopped a moment ago is still
+    in the recent commits). A validator that runs but is missing from the recent commits (just restarted,
+    catching up) is waited for up to ``wait`` seconds before refusing; a stopped one is not. Returns what it
+    found, for the log."""
     names = {n.keys.validator_address: n.name for n in plan.nodes if n.node.is_validator}
-    view = quorum.read_view(rpcs, names, known_down=known_down)
-    if not view.safe_without({node.name}):
-        raise quorum.refuse(view, {node.name}, f"stop {node.name}")
+    read_down = known_down if callable(known_down) else (lambda: known_down)
+    views: list[quorum.QuorumView] = []
+
+    def safe() -> quorum.QuorumView | None:
+        down = set(read_down())
+        view = quorum.read_view(rpcs, names, known_down=down)
+        views.append(view)
+        if view.safe_without({node.name}):
+            return view
+        if all(v.node in down or v.node == node.name for v in view.down):
+            raise quorum.refuse(view, {node.name}, f"stop {node.name}")  # only a start would help: not ours
+        return None
+
+    view = (deadline or Deadline(wait)).poll(safe, 1.0, lambda: quorum.refuse(views[-1], {node.name},
+                                                                              f"stop {node.name}"))
     online, total = view.online_without({node.name})
-    return f"{online}/{total} of the voting power stays online without it (more than 2/3 needed)"
+    waited = " (after waiting for a restarted validator to sign)" if len(views) > 1 else ""
+    return f"{online}/{total} of the voting power stays online without it (more than 2/3 needed){waited}"
 
 
 def last_signed(rpc: RpcClient, address: str, *, below: int, limit: int = SCAN_LIMIT) -> int | None:

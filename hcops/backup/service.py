@@ -104,7 +104,8 @@ def _one(plan: NetworkPlan, backend: NodeBackend, node: NodePlan, folder: Path, 
     chain = safety.first_answering(rest)
     validator = node.node.is_validator
     if validator:
-        q = safety.ensure_quorum(rest, plan, node, stopped_validators(plan, backend))
+        q = safety.ensure_quorum(rest, plan, node, lambda: stopped_validators(plan, backend),
+                                     wait=safety.QUORUM_WAIT)
         say(f"{node.name} is a validator: {q}")
     own = backend.rpc(node)
     try:

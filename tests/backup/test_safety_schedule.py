@@ -143,3 +143,44 @@ def test_the_spec_rejects_a_schedule_croniter_cannot_read(tmp_path: Path) -> Non
         load_spec(spec, None)
     d = info.value.diagnostics[0]
     assert d.path == "spec.backup.schedule" and "valid cron schedule" in d.message and d.location is not None
+
+
+class _Recovering:
+    """D is missing from the commits for the first ``silent`` reads, then signs again."""
+
+    base_url = "http://fake"
+
+    def __init__(self, silent: int) -> None:
+        self.silent, self.reads = silent, 0
+
+    def status(self) -> ChainStatus:
+        self.reads += 1
+        return ChainStatus("id", "m", "chain", "0.38.17", 50, "", False, "", 0)
+
+    def validators(self, height: int | None = None) -> tuple[Validator, ...]:
+        return tuple(Validator(a, 10) for a in (A, B, C, D))
+
+    def commit(self, height: int | None = None) -> Commit:
+        signers = {A, B, C} if self.reads <= self.silent else {A, B, C, D}
+        return Commit(height or 50, "", True, frozenset(signers))
+
+
+def test_quorum_waits_for_a_running_validator_to_sign_again_but_not_for_a_stopped_one() -> None:
+    from hcops.providers.readiness import Deadline
+
+    clock = [0.0]
+    deadline = Deadline(60, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    text = safety.ensure_quorum([_Recovering(3)], PLAN, PLAN.nodes[0],  # type: ignore[list-item, arg-type]
+                                deadline=deadline)
+    assert "30/40" in text and "after waiting" in text and clock[0] == 3.0
+    deadline = Deadline(60, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    clock[0] = 0.0
+    with pytest.raises(QuorumAtRisk, match="v3"):  # stopped: starting it is not the backup's business
+        safety.ensure_quorum([_Recovering(3)], PLAN, PLAN.nodes[0],  # type: ignore[list-item, arg-type]
+                             known_down=lambda: ["v3"], deadline=deadline)
+    assert clock[0] == 0.0
+    deadline = Deadline(10, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    with pytest.raises(QuorumAtRisk, match="v3"):  # running, but never signs again within the wait
+        safety.ensure_quorum([_Recovering(1000)], PLAN, PLAN.nodes[0],  # type: ignore[list-item, arg-type]
+                             deadline=deadline)
+    assert clock[0] > 10
