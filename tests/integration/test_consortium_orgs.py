@@ -38,13 +38,15 @@ def four_organizations(net: TestNetwork) -> None:
         CITYRX_VAL, CITYRX_VAL + "        - {name: cityrx-obs-0, role: observer}\n"))
 
 
-def hcops(net: TestNetwork, *argv: str, org: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def hcops(net: TestNetwork, command: str, *argv: str, org: str | None = None,
+          timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``hcops COMMAND -f SPEC --env test [--state-dir <org's folder>] ARGV`` (COMMAND may be two words)."""
     state = ["--state-dir", str(net.root / f"state-{org}")] if org else []
-    cmd = [sys.executable, "-m", "hcops", argv[0], "-f", str(net.spec), "--env", "test", *state, *argv[1:]]
+    cmd = [sys.executable, "-m", "hcops", *command.split(), "-f", str(net.spec), "--env", "test", *state, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=net.root,
                           env={**os.environ, "COLUMNS": "200"})
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"{command} {' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -58,8 +60,8 @@ def test_each_organization_applies_its_own_nodes(make_network: Any, docker_engin
     net = make_network("orgs", nodes=len(NODES))
     four_organizations(net)
     for org in ORGS:
-        hcops(net, "org", "init", "--org", org, org=org)
-    hcops(net, "genesis", "assemble", *[str(net.root / f"join-{org}.json") for org in ORGS])
+        hcops(net, "org init", "--org", org, org=org)
+    hcops(net, "genesis assemble", *[str(net.root / f"join-{org}.json") for org in ORGS])
     lock_file = net.root / "network.test.lock.json"
     lock = json.loads(lock_file.read_text())
     assert [n["name"] for n in lock["nodes"]] == NODES

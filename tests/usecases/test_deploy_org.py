@@ -3,6 +3,7 @@ nodes, the lock file read and never written, the refusals."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,27 @@ def test_org_is_docker_only(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvide
     spec_dir.spec.write_text(text)
     with pytest.raises(InvalidInput, match="not supported by the kubernetes provider"):
         deploy.status(spec_dir.spec, None, tmp_path / "state-org-a", organization="org-a")
+
+
+def test_cli_org_option(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvider,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.usecases.test_deploy import NO_GATE, invoke
+
+    f = str(spec_dir.spec)
+    assert invoke("apply", "-f", f, "--org", "org-a", "--yes", *NO_GATE)[0] == 2
+    err = capsys.readouterr().err
+    assert "no lock file" in err and "hcops genesis assemble" in err
+    paths = [org_init(spec_dir.spec, None, tmp_path / f"state-{org}", org).path for org in ORGS]
+    genesis_assemble(spec_dir.spec, None, paths)
+    capsys.readouterr()
+    state = ["--state-dir", str(tmp_path / "state-org-d")]
+    assert invoke("apply", "-f", f, *state, "--org", "org-z", "--yes", *NO_GATE)[0] == 2
+    assert "org-z: no organization of that name" in capsys.readouterr().err
+    assert invoke("plan", "-f", f, *state, "--org", "org-d", "-o", "json")[0] == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {c["node"] for c in doc["changes"] if c["node"]} == {"d-val-0", "d-obs-0"}
+    assert invoke("apply", "-f", f, *state, "--org", "org-d", "--yes", *NO_GATE)[0] == 0
+    capsys.readouterr()
+    assert invoke("status", "-f", f, *state, "--org", "org-d", "-o", "json")[0] == 0
+    assert [n["name"] for n in json.loads(capsys.readouterr().out)["nodes"]] == ["d-val-0", "d-obs-0"]
+    assert invoke("destroy", "-f", f, *state, "--org", "org-d")[0] == 0

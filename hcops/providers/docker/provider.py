@@ -7,6 +7,11 @@ container is removed), then changed nodes replaced one at a time (observers firs
 down, then the others, each only when more than 2/3 of the voting power stays online), each waited for until
 it has caught up and, for a validator, signed again, so that the chain keeps committing. Every step is
 idempotent: an interrupted apply is finished by the next one.
+
+One organization's share (``plan.organization``, ``hcops apply --org``) works on the containers and volumes
+labelled with that organization only (``inventory.scope_labels``); on one host the members share the
+consortium's bridge network, which the first member's apply creates and destroy leaves while another
+member's containers are attached to it.
 """
 
 from __future__ import annotations
