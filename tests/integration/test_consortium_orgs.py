@@ -104,6 +104,15 @@ def test_each_organization_applies_its_own_nodes(make_network: Any, docker_engin
 
     status = json.loads(hcops(net, "status", "--org", "cityrx-pharmacy", "-o", "json", org="cityrx-pharmacy").stdout)
     assert [n["name"] for n in status["nodes"]] == ORGS["cityrx-pharmacy"]
+    # Applying again changes nothing; a member whose state folder is lost is refused, without touching
+    # anything and without asking for any other member's key.
+    assert "no changes" in hcops(net, "apply", "--org", "st-mary-hospital", "--yes", org="st-mary-hospital").stdout
+    lost = subprocess.run([sys.executable, "-m", "hcops", "apply", "-f", str(net.spec), "--env", "test", "--state-dir",
+                           str(net.root / "lost"), "--org", "northside-clinic", "--yes"],
+                          capture_output=True, text=True, timeout=120, cwd=net.root)
+    assert lost.returncode == 2, lost.stdout + lost.stderr
+    assert "records node(s) northside-val-0, but their keys are not in the state folder" in lost.stderr
+    assert not key_owners(net.root / "lost")
 
     # Each member removes its own nodes; the shared network goes with the last member's containers.
     for i, org in enumerate(ORGS):
