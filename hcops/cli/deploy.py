@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 CHANGE_COLUMNS = ["action", "kind", "name", "node", "changed fields"]
 
+org_option = click.option(
+    "--org", "organization", default=None, metavar="NAME",
+    help="Only this organization's nodes (its own state folder and keys); the other members' nodes are remote "
+         "peers from the lock file. Needs the lock file of the genesis ceremony (docker provider).")
+
 
 def _change_rows(changes: Iterable[Change]) -> list[list[Any]]:
     rows = []
@@ -59,16 +64,18 @@ def _summary(changes: Changes) -> dict[str, int]:
 @click.option("--prune-volumes", is_flag=True,
               help="Also plan removing the volumes of nodes no longer declared.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when changes are pending (0 when none).")
+@org_option
 @output_option("text", "json")
 @pass_settings
 @run
 def plan_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
-                 prune_volumes: bool, detailed_exitcode: bool, fmt: str) -> int:
+                 prune_volumes: bool, detailed_exitcode: bool, organization: str | None, fmt: str) -> int:
     """Show what apply would do: per network, volume and container, create/update/delete/unchanged."""
     from hcops.plan.membership import describe
     from hcops.usecases.deploy import plan as plan_changes
 
-    outcome = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes, settings=settings)
+    outcome = plan_changes(spec_file, environment, state_dir, prune_volumes=prune_volumes, settings=settings,
+                           organization=organization)
     changes, members, p = outcome.changes, outcome.membership, outcome.plan
     if fmt == "json":
         output.as_json({"network": p.name, "provider": p.consortium.spec.provider.type,
@@ -126,6 +133,7 @@ def _confirm(pending: tuple[Change, ...]) -> bool:
 @gate_options
 @click.option("--skip-gate", is_flag=True, help="Apply without the policy gate (needs --reason; recorded).")
 @click.option("--reason", default=None, help="Why the gate is skipped (kept in the state and the audit log).")
+@org_option
 @output_option("text", "json")
 @pass_settings
 @run
@@ -133,10 +141,12 @@ def apply_command(settings: Settings, spec_file: Path, environment: str | None, 
                   prune_volumes: bool, timeout: float, lock_timeout: float, policy_dirs: tuple[Path, ...],
                   data_files: tuple[Path, ...], waivers: Path | None, strict: bool, engine: str, opa_url: str | None,
                   manifests: str, engine_timeout: float, engine_memory: int, skip_gate: bool, reason: str | None,
-                  fmt: str) -> int:
+                  organization: str | None, fmt: str) -> int:
     """Create or update the network so that it matches the spec, then wait until every validator signs.
 
-    The policy gate (as `hcops check`) runs first; on a deny finding nothing is touched (exit 1).
+    The policy gate (as `hcops check`) runs first; on a deny finding nothing is touched (exit 1). With
+    --org NAME only that organization's nodes are deployed, and the wait depends on the voting power online:
+    blocks signed by every validator once all members run, by this member's validators above 2/3, none below.
     """
     from hcops.providers.base import ApplyOptions
     from hcops.usecases.check import make_gate, make_skip
@@ -166,7 +176,8 @@ def apply_command(settings: Settings, spec_file: Path, environment: str | None, 
         else make_gate(gate_settings, on_report=gate_report)
     outcome = apply_spec(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
                          options=ApplyOptions(timeout=timeout, prune_volumes=prune_volumes),
-                         lock_timeout=lock_timeout, gate=gate, confirm=None if yes else _confirm, settings=settings)
+                         lock_timeout=lock_timeout, gate=gate, confirm=None if yes else _confirm, settings=settings,
+                         organization=organization)
     res = outcome.result
     if res is None:
         output.text("nothing applied", err=True)
@@ -195,17 +206,18 @@ def apply_command(settings: Settings, spec_file: Path, environment: str | None, 
 @spec_option
 @env_option
 @state_option
+@org_option
 @output_option("text", "json")
 @pass_settings
 @run
 def status_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
-                   fmt: str) -> int:
+                   organization: str | None, fmt: str) -> int:
     """Live state of every node: container, health, height, peers, voting power."""
     import dataclasses
 
     from hcops.usecases.deploy import status as observe_network
 
-    outcome = observe_network(spec_file, environment, state_dir, settings=settings)
+    outcome = observe_network(spec_file, environment, state_dir, settings=settings, organization=organization)
     obs = outcome.observation
     if fmt == "json":
         output.as_json({"network": obs.network, "nodes": [dataclasses.asdict(n) for n in obs.nodes],
@@ -230,10 +242,12 @@ def status_command(settings: Settings, spec_file: Path, environment: str | None,
 @click.option("--purge-keys", is_flag=True, help="Also delete the node and validator keys (needs --yes).")
 @click.option("--yes", "-y", is_flag=True, help="Confirm --purge-keys.")
 @lock_timeout_option
+@org_option
 @pass_settings
 @run
 def destroy_command(settings: Settings, spec_file: Path, environment: str | None, state_dir: Path | None,
-                    prune_volumes: bool, purge_keys: bool, yes: bool, lock_timeout: float) -> int:
+                    prune_volumes: bool, purge_keys: bool, yes: bool, lock_timeout: float,
+                    organization: str | None) -> int:
     """Remove the network's containers and network; volumes and keys survive unless asked."""
     from hcops.usecases.deploy import destroy as destroy_network
 
@@ -241,7 +255,7 @@ def destroy_command(settings: Settings, spec_file: Path, environment: str | None
         raise InvalidInput("--purge-keys deletes the validators' keys for good; add --yes to confirm")
     outcome = destroy_network(spec_file, environment, state_dir, reporter=output.ConsoleReporter(),
                               prune_volumes=prune_volumes, purge_keys=purge_keys, lock_timeout=lock_timeout,
-                              settings=settings)
+                              settings=settings, organization=organization)
     r = outcome.result
     kinds: dict[str, int] = {}
     for c in r.removed:

@@ -1,4 +1,12 @@
-"""The desired state of a network: every node's identity, addresses, config and genesis."""
+"""The desired state of a network: every node's identity, addresses, config and genesis.
+
+A plan is either the whole network (one operator holding every key) or one organization's share of a
+consortium (``organization``, ``hcops apply --org NAME``). In the latter ``nodes`` are that organization's
+nodes only, the ones it deploys, audits and holds keys for; every other member's node is in ``remote``, known
+by the public identity and P2P address the lock file records (from the join requests of the genesis
+ceremony). Such a plan needs the lock file: the genesis is frozen there and the other members' identities
+come from nowhere else. It never creates, reads or asks for a key of another organization's node.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +89,25 @@ class NetworkPlan:
     # Where templates, tools and the kubeconfig are: the CLI's settings travel with the plan to every renderer
     # and provider. None (a plan built outside the CLI): the environment's, read when they are needed.
     configured: Settings | None = field(default=None, compare=False, repr=False)
+    organization: str | None = None  # set: ``nodes`` are this organization's only, the rest are ``remote``
+    remote: tuple[NodePlan, ...] = ()  # other members' nodes: public identity and address from the lock
+
+    @functools.cached_property
+    def members(self) -> tuple[NodePlan, ...]:
+        """Every node of the consortium in spec order: ``nodes`` plus ``remote``. Whoever dials whom, the
+        validator set and the consensus rules are about all of them, whoever deploys them."""
+        if not self.remote:
+            return self.nodes
+        return tuple(sorted((*self.nodes, *self.remote), key=lambda n: n.node.index))
+
+    def peer_address(self, node: NodePlan) -> str:
+        """Where this plan's nodes dial ``node`` (host:port): a remote member's node at the P2P address its
+        organization gave in its join request (the lock file's), our own at its consortium-network IP."""
+        if self.lock is not None and self.organization is not None and node.node.org != self.organization:
+            locked = self.lock.node(node.name)
+            if locked is not None and locked.p2p_address:
+                return locked.p2p_address
+        return f"{node.docker_ip}:{cometbft.P2P_PORT}"
 
     @property
     def settings(self) -> Settings:
@@ -136,7 +163,7 @@ class NetworkPlan:
             name=n.name, organization=n.node.org, role=n.node.role.value,
             power=powers.get(n.keys.validator_address.upper(), 0), node_id=n.keys.node_id,
             validator_address=n.keys.validator_address, validator_pub_key=n.keys.validator_pub_key,
-            p2p_address=self.p2p_address(n)) for n in self.nodes if n.identity is not Identity.pending)
+            p2p_address=self.p2p_address(n)) for n in self.members if n.identity is not Identity.pending)
 
     def new_lock(self) -> NetworkLock:
         """The lock of the chain this plan starts (or the existing lock with the declared nodes)."""
@@ -226,13 +253,15 @@ def _network(subnet: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
-               keys: KeyMode = KeyMode.generate, settings: Settings | None = None) -> NetworkPlan:
+               keys: KeyMode = KeyMode.generate, settings: Settings | None = None,
+               organization: str | None = None) -> NetworkPlan:
     """Resolve the desired state from the spec, the lock file next to it and the state folder.
 
     Once the lock file records a chain, its genesis is used as it is (never recomputed) and each node's
     identity is the lock's. With ``keys=KeyMode.generate`` a node that has no identity anywhere gets new
     keys (existing ones are never replaced); with ``KeyMode.existing`` nothing is written and such a node is
-    pending."""
+    pending. With ``organization`` the plan is that member's share (see the module's docstring): the other
+    members' nodes are remote, their identities read from the lock file only, never from the state folder."""
     c = loaded.consortium
     folder = network_dir(c.name, state_override, settings)
     store = KeyStore(folder)
@@ -240,18 +269,23 @@ def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
     lock = read_lock(lock_file)
     if lock is not None:
         _check_lock_matches(lock, lock_file, c)
+    if organization is not None:
+        check_organization(c, organization, lock, lock_file)
     subnet = c.spec.provider.docker.subnet or default_subnet(c.name)
     base = c.spec.provider.docker.rpc_host_port_base
     nodes: list[NodePlan] = []
+    remote: list[NodePlan] = []
     conflicts: list[str] = []
     for n in c.nodes:
         locked = lock.node(n.name) if lock is not None else None
-        local = store.find(n.name)
-        if local is None and locked is None and keys is KeyMode.generate:
+        mine = organization is None or n.org == organization
+        # Another member's node: whatever this state folder may hold for it is not ours to hand out.
+        local = store.find(n.name) if mine else None
+        if local is None and locked is None and keys is KeyMode.generate and mine:
             local = store.ensure(n.name)
         ident, public = _identity(n.name, local, locked, store, conflicts)
-        nodes.append(NodePlan(node=n, keys=public, rpc_host_port=base + n.index,
-                              docker_ip=node_ip(subnet, n.index), identity=ident))
+        (nodes if mine else remote).append(NodePlan(node=n, keys=public, rpc_host_port=base + n.index,
+                                                    docker_ip=node_ip(subnet, n.index), identity=ident))
     store.save_verified()
     if lock is not None:
         gen = lock.genesis
@@ -260,7 +294,22 @@ def build_plan(loaded: LoadedSpec, state_override: Path | None = None, *,
             else format_time(now())  # pending: nothing is written
         gen = cometbft.genesis(c, {p.name: p.keys for p in nodes}, time)
     return NetworkPlan(loaded=loaded, state_dir=folder, nodes=tuple(nodes), genesis=gen, docker_subnet=subnet,
-                       lock=lock, lock_file=lock_file, conflicts=tuple(conflicts), configured=settings)
+                       lock=lock, lock_file=lock_file, conflicts=tuple(conflicts), configured=settings,
+                       organization=organization, remote=tuple(remote))
+
+
+def check_organization(c: Consortium, organization: str, lock: NetworkLock | None, lock_file: Path) -> None:
+    """``--org NAME`` plans one member's share of a chain whose genesis the members assembled together."""
+    if not any(n.org == organization for n in c.nodes):
+        known = ", ".join(o.name for o in c.spec.organizations if any(n.org == o.name for n in c.nodes))
+        raise InvalidInput(f"--org {organization}: no organization of that name runs a node in the spec",
+                           hint=f"organizations with nodes: {known}")
+    if lock is None:
+        raise InvalidInput(
+            f"--org {organization}: there is no lock file ({lock_file}), so no genesis the members agreed on "
+            "and no public identity of the other members' nodes",
+            hint="hold the genesis ceremony first: every organization runs `hcops org init --org NAME`, one "
+                 "member runs `hcops genesis assemble` over all the join requests and commits the lock file")
 
 
 def _identity(name: str, local: PublicKeys | None, locked: LockedNode | None, store: KeyStore,

@@ -95,8 +95,8 @@ def membership(plan: NetworkPlan) -> MembershipPlan:
     lock = plan.lock
     strict = plan.loaded.tier is not Tier.development
     if lock is None:  # a new chain: its genesis holds the spec's validators, nothing to change on chain
-        org = {n.keys.validator_address: n.node.org for n in plan.nodes if n.node.is_validator}
-        now = {n.keys.validator_address: n.node.power for n in plan.nodes if n.node.is_validator}
+        org = {n.keys.validator_address: n.node.org for n in plan.members if n.node.is_validator}
+        now = {n.keys.validator_address: n.node.power for n in plan.members if n.node.is_validator}
         powers = _org_powers(now, org)
         return MembershipPlan((), powers, powers, len(now), len(now), strict=strict)
     current = lock.powers()
@@ -106,7 +106,7 @@ def membership(plan: NetworkPlan) -> MembershipPlan:
     pub_keys = lock.pub_keys()
     changes: list[PowerChange] = []
     desired: dict[str, int] = {}
-    for p in plan.nodes:
+    for p in plan.members:  # every member's nodes: the validator set is the consortium's
         pending = p.identity.value == "pending"
         address = "" if pending else p.keys.validator_address.upper()
         want = p.node.power if p.node.is_validator else 0

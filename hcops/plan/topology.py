@@ -21,6 +21,10 @@ That graph is connected (distance 1 alone makes a ring), has a diameter of about
 node at no more than ``FULL_MESH_MAX - 1 + ceil(log2 n)`` dials and about as many inbound connections:
 for 5,000 nodes 13 dials per observer, with every validator of a <= 24-validator set one hop away from each
 other. It only depends on the node order in the spec, so renders stay identical.
+
+The graph is over every member's nodes (``plan.members``), also when the plan is one organization's share
+(``hcops apply --org``): its nodes dial the other members' nodes as the whole network's graph says, at the
+addresses the lock file records for them (``plan.peer_address``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class Topology:
 
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
-        self.nodes = plan.nodes
+        self.nodes = plan.members
         self._position = {p.name: i for i, p in enumerate(self.nodes)}
         self._validators = [i for i, p in enumerate(self.nodes) if p.node.is_validator]
         self._validator_rank = {i: r for r, i in enumerate(self._validators)}
@@ -77,8 +81,8 @@ class Topology:
         return [self.nodes[i] for i in sorted(chosen)]
 
     def docker_config(self, node: NodePlan) -> dict[str, Any]:
-        """Peers by consortium network IP (the Docker targets)."""
-        peers = [f"{p.keys.node_id}@{p.docker_ip}:{cometbft.P2P_PORT}" for p in self.peers(node)]
+        """Peers by consortium network IP (the Docker targets); another member's node by its locked address."""
+        peers = [f"{p.keys.node_id}@{self.plan.peer_address(p)}" for p in self.peers(node)]
         return cometbft.config(self.plan.consortium, node.node, peers,
                                external_address=f"{node.docker_ip}:{cometbft.P2P_PORT}")
 

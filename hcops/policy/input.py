@@ -55,7 +55,9 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
     power: dict[str, int] = {}
     count: dict[str, int] = {}
     nodes: list[dict[str, Any]] = []
-    for p in plan.nodes:
+    # Every member's nodes (the consensus rules are about the whole validator set); the manifests below are
+    # the deployed ones only: with ``--org`` that organization's containers.
+    for p in plan.members:
         n = p.node
         count[n.org] = count.get(n.org, 0) + 1
         if n.is_validator:

@@ -9,6 +9,12 @@ change as soon as it is committed, and lists the nodes once apply is done. Only 
 for nodes that have no identity anywhere; everything else plans from the spec, the lock and whatever keys
 the state folder holds. Before anything is changed, apply refuses (exit 2) a state folder that does not
 match the lock, and infrastructure that holds another identity or chain (``StateGuard``).
+
+With ``organization`` (``--org NAME``) each use case works on that member's share of a consortium only
+(``hcops.plan.desired``): its nodes, its keys, its containers; the other members' nodes are remote peers
+known from the lock file, which such an apply reads and never writes (it is the consortium's record, changed
+by the genesis ceremony and by validator-set changes, which ``--org`` does not carry out yet). Only the Docker
+provider supports it so far.
 """
 
 from __future__ import annotations
@@ -93,10 +99,36 @@ class DestroyOutcome:
     removed_lock: Path | None = None  # the lock file of a chain whose data is gone
 
 
+ORG_PROVIDERS = ("docker",)
+
+
 def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None, *,
-              keys: KeyMode = KeyMode.existing, settings: Settings | None = None) -> NetworkPlan:
+              keys: KeyMode = KeyMode.existing, settings: Settings | None = None,
+              organization: str | None = None) -> NetworkPlan:
     """The plan from the spec, its lock file and the state folder; creates no key unless ``keys`` says so."""
-    return build_plan(load_spec(spec_file, environment), state_dir, keys=keys, settings=resolve(settings))
+    p = build_plan(load_spec(spec_file, environment), state_dir, keys=keys, settings=resolve(settings),
+                   organization=organization)
+    check_org_provider(p)
+    return p
+
+
+def check_org_provider(p: NetworkPlan) -> None:
+    kind = p.consortium.spec.provider.type
+    if p.organization is not None and kind not in ORG_PROVIDERS:
+        raise InvalidInput(f"--org is not supported by the {kind} provider yet (only: {', '.join(ORG_PROVIDERS)})",
+                           hint="apply the whole network from one state folder, or deploy with the docker provider")
+
+
+def check_org_membership(p: NetworkPlan) -> None:
+    """One member's apply does not change the consortium's validator set: every member's nodes would have to
+    agree, and the lock file (the consortium's record of it) is not one member's to rewrite."""
+    m = p.membership
+    if p.organization is not None and m.changes:
+        raise InvalidInput(f"refusing to apply --org {p.organization}: the spec changes the validator set ("
+                           + "; ".join(c.describe() for c in m.ordered()) + ")",
+                           hint="`hcops apply --org` deploys the validator set the lock file records; a "
+                                "validator-set change is applied from one state folder holding the keys "
+                                "involved, without --org, for now")
 
 
 def provider_for(plan: NetworkPlan, provider: Provider | None = None) -> Provider:
@@ -151,10 +183,11 @@ def check_plan(p: NetworkPlan, prov: Provider) -> None:
 
 
 def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-         prune_volumes: bool = False, provider: Provider | None = None, settings: Settings | None = None
-         ) -> PlanOutcome:
-    p = load_plan(spec_file, environment, state_dir, settings=settings)
+         prune_volumes: bool = False, provider: Provider | None = None, settings: Settings | None = None,
+         organization: str | None = None) -> PlanOutcome:
+    p = load_plan(spec_file, environment, state_dir, settings=settings, organization=organization)
     prov = provider_for(p, provider)
+    check_org_membership(p)
     check_plan(p, prov)
     return PlanOutcome(p, prov.plan(p, prune_volumes=prune_volumes))
 
@@ -162,13 +195,17 @@ def plan(spec_file: Path, environment: str | None = None, state_dir: Path | None
 def apply(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
           reporter: Reporter | None = None, options: ApplyOptions | None = None, gate: Gate | None = None,
           provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-          confirm: Confirm | None = None, settings: Settings | None = None) -> ApplyOutcome:
-    """Bring the network to the spec. ``gate`` (e.g. the policy check) runs first and raises to refuse;
-    ``confirm``, before it, sees the pending changes and may decline them (the outcome has no result)."""
+          confirm: Confirm | None = None, settings: Settings | None = None,
+          organization: str | None = None) -> ApplyOutcome:
+    """Bring the network (with ``organization``: that member's nodes) to the spec. ``gate`` (e.g. the policy
+    check) runs first and raises to refuse; ``confirm``, before it, sees the pending changes and may decline
+    them (the outcome has no result)."""
     options = options or ApplyOptions()
     settings = resolve(settings)
     loaded = load_spec(spec_file, environment)
-    probe = build_plan(loaded, state_dir, keys=KeyMode.existing, settings=settings)
+    probe = build_plan(loaded, state_dir, keys=KeyMode.existing, settings=settings, organization=organization)
+    check_org_provider(probe)
+    check_org_membership(probe)
     prov = provider_for(probe, provider)
     if confirm is not None:
         # Outside the lock: a person answering a prompt must not hold up another apply of the network.
@@ -179,10 +216,13 @@ def apply(spec_file: Path, environment: str | None = None, state_dir: Path | Non
         # Read-only checks first: a refused apply leaves no key, lock or container behind.
         check_state_folder(probe)
         check_plan(probe, prov)
-        p = build_plan(loaded, state_dir, keys=KeyMode.generate, settings=settings) if probe.pending else probe
+        p = build_plan(loaded, state_dir, keys=KeyMode.generate, settings=settings,
+                       organization=organization) if probe.pending else probe
         check_membership(p, prov)  # the new nodes' identities are known now
         if gate is not None:  # under the lock: the gate records its outcome in the network's state
             gate(p)
+        if p.organization is not None:  # the lock file is the consortium's: read here, never written
+            return ApplyOutcome(p, prov.apply(p, reporter or SilentReporter(), options))
         recorder = LockRecorder(p)
         upgraded_from = p.lock.engine_version if p.lock is not None else ""
         result = prov.apply(p, reporter or SilentReporter(),
@@ -223,23 +263,26 @@ class LockRecorder:
 
 
 def status(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
-           provider: Provider | None = None, settings: Settings | None = None) -> StatusOutcome:
-    p = load_plan(spec_file, environment, state_dir, settings=settings)
+           provider: Provider | None = None, settings: Settings | None = None,
+           organization: str | None = None) -> StatusOutcome:
+    p = load_plan(spec_file, environment, state_dir, settings=settings, organization=organization)
     return StatusOutcome(p, provider_for(p, provider).observe(p))
 
 
 def destroy(spec_file: Path, environment: str | None = None, state_dir: Path | None = None, *,
             reporter: Reporter | None = None, prune_volumes: bool = False, purge_keys: bool = False,
             provider: Provider | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-            settings: Settings | None = None) -> DestroyOutcome:
-    """Remove the network's containers and network; volumes and keys only when asked.
+            settings: Settings | None = None, organization: str | None = None) -> DestroyOutcome:
+    """Remove the network's containers and network; volumes and keys only when asked. With
+    ``organization``: that member's containers (and volumes, keys), the shared network once nobody's
+    containers are attached to it, and never the lock file (the other members' chain goes on).
 
     Keys go only together with the volumes: a node's chain data is useless, and dangerous to restart,
     once the keys that signed it are gone."""
     if purge_keys and not prune_volumes:
         raise InvalidInput("--purge-keys needs --prune-volumes",
                            hint="the nodes' data volumes belong to the keys; remove both or neither")
-    p = load_plan(spec_file, environment, state_dir, settings=settings)
+    p = load_plan(spec_file, environment, state_dir, settings=settings, organization=organization)
     prov = provider_for(p, provider)
     removed_lock = None
     reporter = reporter or SilentReporter()
@@ -247,7 +290,7 @@ def destroy(spec_file: Path, environment: str | None = None, state_dir: Path | N
         result = prov.destroy(p, reporter, prune_volumes=prune_volumes)
         # With the volumes gone the chain is gone: its lock file would freeze a genesis nobody runs, and the
         # next apply starts a new chain (and writes a new lock file).
-        if prune_volumes and p.lock_file is not None and remove_lock(p.lock_file):
+        if prune_volumes and p.organization is None and p.lock_file is not None and remove_lock(p.lock_file):
             removed_lock = p.lock_file
             reporter.step(f"removed the lock file {removed_lock}: its chain's data is gone (commit the removal; "
                           "the next apply starts a new chain)")

@@ -33,6 +33,10 @@ class _NodePlan:
 class _Plan:
     nodes: tuple[_NodePlan, ...]
 
+    @property
+    def members(self) -> tuple[_NodePlan, ...]:  # the whole network: no remote member here
+        return self.nodes
+
 
 def topology(validators: int, observers: int) -> Topology:
     nodes = [_NodePlan(f"v{i}", _Node(True)) for i in range(validators)]

@@ -17,6 +17,7 @@ from hcops.providers.base import Action, Change, Changes, FieldChange
 from hcops.providers.docker.containers import (
     LABEL_NETWORK,
     LABEL_NODE,
+    LABEL_ORG,
     DesiredContainer,
     container_name,
     live_fields,
@@ -40,9 +41,19 @@ class Inventory:
         return self.containers.get(node)
 
 
+def scope_labels(plan: NetworkPlan) -> list[str]:
+    """The labels of the containers and volumes a plan owns: the network's, and with ``--org`` that
+    organization's only (the other members' containers on a shared host are theirs to change)."""
+    labels = [f"{LABEL_NETWORK}={plan.name}"]
+    if plan.organization is not None:
+        labels.append(f"{LABEL_ORG}={plan.organization}")
+    return labels
+
+
 def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
-    """Every object labelled with this network, plus unlabelled objects that hold our names."""
-    label = f"{LABEL_NETWORK}={plan.name}"
+    """Every object labelled with this network (and organization, see ``scope_labels``), plus unlabelled
+    objects that hold our names."""
+    label = scope_labels(plan)
     with engine_errors("listing the network's Docker objects"):
         nets = client.networks.list(names=[network_name(plan)])
         net = next((n for n in nets if n.name == network_name(plan)), None)

@@ -7,13 +7,18 @@ container is removed), then changed nodes replaced one at a time (observers firs
 down, then the others, each only when more than 2/3 of the voting power stays online), each waited for until
 it has caught up and, for a validator, signed again, so that the chain keeps committing. Every step is
 idempotent: an interrupted apply is finished by the next one.
+
+One organization's share (``plan.organization``, ``hcops apply --org``) works on the containers and volumes
+labelled with that organization only (``inventory.scope_labels``); on one host the members share the
+consortium's bridge network, which the first member's apply creates and destroy leaves while another
+member's containers are attached to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import docker
 import docker.errors
@@ -52,6 +57,7 @@ from hcops.providers.docker.inventory import (
     diff,
     needs_replacement,
     read_inventory,
+    scope_labels,
 )
 from hcops.providers.docker.observe import observe
 from hcops.providers.docker.rollout import Rollout, running
@@ -237,9 +243,16 @@ class DockerProvider:
         name = network_name(plan)
         reporter.step(f"creating network {name} ({plan.docker_subnet})")
         with engine_errors(f"creating network {name}"):
-            inv.network = self.client.networks.create(
-                name, driver="bridge", labels=base_labels(plan), check_duplicate=True,
-                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=plan.docker_subnet)]))
+            try:
+                inv.network = self.client.networks.create(
+                    name, driver="bridge", labels=base_labels(plan), check_duplicate=True,
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=plan.docker_subnet)]))
+            except docker.errors.APIError as exc:
+                # Another member's apply on this host created it meanwhile (``--org``): the consortium's
+                # network is one, whoever creates it; it is checked like any other that exists.
+                if exc.status_code != 409 or plan.organization is None:
+                    raise
+                inv.network = read_inventory(self.client, plan).network
 
     def _ensure_volumes(self, plan: NetworkPlan, inv: Inventory, reporter: Reporter) -> None:
         missing = [n for n in plan.nodes if DesiredContainer(plan, n).volume not in inv.volumes]
@@ -312,10 +325,11 @@ class DockerProvider:
     def destroy(self, plan: NetworkPlan, reporter: Reporter, *, prune_volumes: bool = False) -> DestroyResult:
         client = self.client
         label = f"{LABEL_NETWORK}={plan.name}"
+        mine = scope_labels(plan)  # with --org: that organization's containers and volumes only
         removed: list[Change] = []
         stop = plan.consortium.spec.provider.docker.stop_timeout
         with engine_errors("listing the network's containers"):
-            containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+            containers = client.containers.list(all=True, filters={"label": mine}, ignore_removed=True)
         if containers:
             reporter.step(f"removing {len(containers)} container(s)")
 
@@ -333,10 +347,13 @@ class DockerProvider:
         removed += [Change("container", c.name, Action.delete) for c in containers]
         with engine_errors("removing the network"):
             for net in client.networks.list(filters={"label": label}):
+                if plan.organization is not None and _attached(net):
+                    reporter.step(f"keeping network {net.name}: other members' containers are attached to it")
+                    continue
                 reporter.step(f"removing network {net.name}")
                 net.remove()
                 removed.append(Change("network", net.name, Action.delete))
-            volumes = client.volumes.list(filters={"label": label})
+            volumes = client.volumes.list(filters={"label": mine})
             kept: list[str] = []
             for v in volumes:
                 if prune_volumes:
@@ -353,6 +370,12 @@ class DockerProvider:
         state.nodes = {k: NodeRecord(volume=v.volume) for k, v in kept_nodes.items()}
         store.save(state)
         return DestroyResult(tuple(removed), tuple(kept))
+
+
+def _attached(net: Any) -> bool:
+    """Whether any container is still attached to a Docker network (the listing leaves that out)."""
+    net.reload()
+    return bool(net.attrs.get("Containers"))
 
 
 register("docker", DockerProvider)

@@ -5,10 +5,14 @@ Every stop of a validator goes through ``ensure_quorum``: the chain's own view (
 plus what the engine knows (stopped containers) must leave more than 2/3 of the voting power online. When
 it would not, the declared validators whose containers are stopped are started first; if that is not
 enough, apply refuses and names the validators that are down.
+
+One member's share of a consortium (``plan.remote``: ``hcops apply --org``) is waited for by the power its
+nodes see online (``hcops.providers.members``): the first members to apply cannot wait for blocks.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -22,12 +26,17 @@ from hcops.providers.base import ApplyOptions
 from hcops.providers.docker.containers import DesiredContainer
 from hcops.providers.docker.inventory import RUNNING, Inventory
 from hcops.providers.docker.readiness import ContainerHandle
+from hcops.providers.members import Online, Reach, chain_validators, online
 from hcops.providers.quorum import QuorumView, read_view, refuse
 from hcops.providers.readiness import NotReady, Target, Waiter
 from hcops.providers.rpc import RpcClient, RpcUnavailable
 from hcops.providers.validators import ValidatorChanger, updater_for
 
 RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
+# How long a member's new nodes get to connect to the other members' running nodes before the power online is
+# judged: they dial their persistent peers at once, so a few seconds do; a member that is not up yet is not
+# waited for (it may apply days later).
+PEER_GRACE = 10.0
 
 
 def running(c: Container | None) -> bool:
@@ -89,12 +98,57 @@ class Rollout:
                 if n.node.is_validator and on_chain.get(n.keys.validator_address.upper(), 0) > 0}
 
     def wait_network(self, *, since: int) -> None:
+        if self.plan.remote:
+            self.wait_member()
+            return
         self.reporter.step(f"waiting for {self.options.min_blocks} blocks signed by every validator")
         waiter = Waiter(self.targets(), self.reporter, self.options.timeout)
         waiter.running()
         # Blocks from now on: volumes kept from an earlier run may already hold a chain.
         since = max(since, self.height() or 0)
         waiter.network(self.validators(), self.options.min_blocks, since=since)
+
+    def wait_member(self) -> None:
+        """One organization's nodes among the other members': wait for what the power online allows."""
+        waiter = Waiter(self.targets(), self.reporter, self.options.timeout)
+        self.reporter.step(f"waiting for {self.plan.organization}'s {len(waiter.targets)} node(s) to run and "
+                           "connect to the other members' nodes")
+        waiter.running()
+        seen = self.power_online(waiter)
+        self.reporter.step(seen.describe())
+        if seen.reach is Reach.short:
+            self.reporter.step("no block commits before more than 2/3 of the voting power is online: the chain "
+                               "starts once enough members have applied their nodes (not waiting for blocks)")
+            return
+        for t in waiter.targets:  # a member joining a running chain first catches up from the others
+            waiter.synced(t, min_height=1)
+        since = self.height() or 1
+        if seen.reach is Reach.everyone:
+            self.reporter.step(f"waiting for {self.options.min_blocks} blocks signed by every validator")
+            waiter.network(chain_validators(self.plan), self.options.min_blocks, since=since)
+            return
+        mine = {n.name for n in self.plan.nodes}
+        own = {n: a for n, a in chain_validators(self.plan).items() if n in mine}
+        task = f"blocks signed by {', '.join(own)}" if own else "blocks committed"
+        self.reporter.step(f"waiting for {self.options.min_blocks} {task} (more than 2/3 online)")
+        waiter.signed_blocks(own, self.options.min_blocks, since=since, task=task)
+
+    def power_online(self, waiter: Waiter, grace: float = PEER_GRACE) -> Online:
+        """The power this member's nodes see online, once every validator is seen or ``grace`` has passed."""
+        end = time.monotonic() + grace
+        while True:
+            ids: set[str] = set()
+            for t in waiter.targets:
+                try:
+                    ids.update(p.node_id for p in t.rpc.net_info())
+                except RpcUnavailable:
+                    continue
+            waiter.check()
+            seen = online(self.plan, [t.name for t in waiter.targets if t.handle.running()], ids)
+            self.reporter.update("voting power online", seen.power, seen.total)
+            if seen.reach is Reach.everyone or time.monotonic() > end:
+                return seen
+            time.sleep(0.5)
 
     def wait_rejoined(self, n: NodePlan, min_height: int | None = None) -> int:
         waiter = Waiter(self.targets({n.name}), self.reporter, self.options.timeout)
