@@ -172,6 +172,10 @@ def test_validator_backup_is_refused_while_another_validator_is_down(net: KubeNe
     assert _records(net, "backup")[-1]["ok"] is False
     assert backend.running(plan.node(VALIDATOR))  # refused before anything was stopped
     _wait_signing(net, OTHER)
+    deadline = time.monotonic() + 60  # and its pod reports its container running: the next backup counts on it
+    while not backend.running(plan.node(OTHER)):
+        assert time.monotonic() < deadline, f"{OTHER}'s pod: {backend._pod(plan.node(OTHER))}"
+        time.sleep(0.5)
 
 
 def test_lost_claim_of_a_validator_is_restored_without_the_chain_stopping(
