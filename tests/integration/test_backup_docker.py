@@ -125,9 +125,11 @@ def test_observer_backup_is_encrypted_recorded_and_keyless(net: TestNetwork) -> 
     assert listed[-1]["verified"] is True
 
 
-def _wait_signing(net: TestNetwork, node: str, timeout: float = 90) -> None:
-    address = json.loads((net.state_dir / net.name / "keys" / node / "priv_validator_key.json").read_bytes())["address"]
-    rpc, deadline = _rpc(net, 0), time.monotonic() + timeout
+def wait_signing(rpc: RpcClient, network_dir: Path, node: str, timeout: float) -> None:
+    """Until ``node`` (its key in the network's state folder ``network_dir``) signed the last two commits
+    ``rpc`` reports; any provider."""
+    address = json.loads((network_dir / "keys" / node / "priv_validator_key.json").read_bytes())["address"]
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(RpcUnavailable):
             h = rpc.status().height
@@ -135,6 +137,10 @@ def _wait_signing(net: TestNetwork, node: str, timeout: float = 90) -> None:
                 return
         time.sleep(0.5)
     raise AssertionError(f"{node} did not sign again within {timeout} s")
+
+
+def _wait_signing(net: TestNetwork, node: str, timeout: float = 90) -> None:
+    wait_signing(_rpc(net, 0), net.state_dir / net.name, node, timeout)
 
 
 def test_validator_backup_waits_for_quorum(net: TestNetwork, docker_engine: Any) -> None:

@@ -13,7 +13,6 @@ back; a drill passes and leaves no helper or scratch object behind. About 3 minu
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import subprocess
 import time
@@ -27,7 +26,7 @@ from hcops.providers.kubernetes.api import KubeApi, Ref
 from hcops.providers.kubernetes.backup import KubernetesBackend
 from hcops.providers.kubernetes.provider import KubernetesProvider
 from hcops.providers.kubernetes.rpc import ProxiedRpc
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.rpc import RpcClient
 from tests.integration.k8s_harness import (
     NODE_IMAGES,
     KubeCluster,
@@ -37,7 +36,7 @@ from tests.integration.k8s_harness import (
     running_network,
     shared_node_cluster,
 )
-from tests.integration.test_backup_docker import HeightWatcher
+from tests.integration.test_backup_docker import HeightWatcher, wait_signing
 
 pytestmark = pytest.mark.integration
 
@@ -147,15 +146,7 @@ def _no_leftovers(net: KubeNetwork) -> None:
 
 
 def _wait_signing(net: KubeNetwork, node: str, timeout: float = 120) -> None:
-    address = json.loads((net.state_dir / net.name / "keys" / node / "priv_validator_key.json").read_bytes())["address"]
-    rpc, deadline = _rpc(net, WATCHED), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(RpcUnavailable):
-            h = rpc.status().height
-            if all(address in rpc.commit(x).signers for x in (h - 1, h)):
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"{node} did not sign again within {timeout} s")
+    wait_signing(_rpc(net, WATCHED), net.state_dir / net.name, node, timeout)
 
 
 def test_validator_backup_is_refused_while_another_validator_is_down(net: KubeNetwork) -> None:
