@@ -171,6 +171,15 @@ class HttpTransport:
             return http.client.HTTPSConnection(host, parts.port, timeout=self.timeout, context=self.ssl_context)
         return http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
 
+    def peer_certificate(self) -> tuple[bytes, str | None] | None:
+        """(DER certificate, TLS version) of the server on this thread's open HTTPS connection, which was
+        verified against ``ssl_context`` when it was set up; None without one (plain HTTP, none open)."""
+        sock = getattr(getattr(self._local, "conn", None), "sock", None)
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        der = sock.getpeercert(binary_form=True)
+        return (der, sock.version()) if der else None
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None

@@ -18,7 +18,7 @@ import ssl
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from hcops.providers.docker.containers import (
     DesiredContainer,
     network_name,
 )
-from hcops.providers.docker.inventory import Inventory
+from hcops.providers.docker.inventory import Inventory, read_inventory
 from hcops.providers.docker.storage import node_storage
 from hcops.providers.facts import (
     ContainerFacts,
@@ -50,7 +50,7 @@ from hcops.providers.facts import (
     RpcFacts,
     port_bindings,
 )
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.rpc import HttpTransport, RpcClient, RpcUnavailable
 
 # Per-node work is two RPC calls and, at most, a key-file archive when the engine is remote. Measured at
 # 32 nodes on 2 cores: 4, 8, 16 or 32 threads observe in the same time (the machine, not the waiting, is
@@ -252,8 +252,28 @@ def chain_facts(sources: Iterable[tuple[str, str, int]], *, commits: int = RECEN
             "error": "; ".join(errors) or "no node's RPC answers"}
 
 
+def read_live(plan: NetworkPlan, node: NodePlan, *, detail: bool) -> tuple[dict[str, Any], RpcFacts]:
+    """(status summary, RPC facts) of a node from its published RPC; with ``detail`` also its peers and, with
+    TLS on, the TS-2 facts (the RPC connection's own verified handshake is the one measured)."""
+    d = DesiredContainer(plan, node)
+    rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
+    peer = None
+    try:
+        summary, rpc_f = rpc_facts(rpc, chain=False) if detail else _light_rpc(rpc)
+        if detail and isinstance(rpc.transport, HttpTransport):
+            peer = rpc.transport.peer_certificate()
+    finally:
+        rpc.close()
+    if detail:
+        rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d, peer))
+    return summary, rpc_f
+
+
 def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, c: Container | None, *,
-                detail: bool, image_cache: dict[str, dict[str, Any]]) -> NodeStatus:
+                detail: bool, image_cache: dict[str, dict[str, Any]],
+                read: Future[tuple[dict[str, Any], RpcFacts]] | None = None) -> NodeStatus:
+    """``read``: the node's ``read_live``, started before the engine was inventoried; used when the container
+    runs (otherwise nothing of it is reported)."""
     d = DesiredContainer(plan, node)
     base: dict[str, Any] = {"name": node.name, "org": node.node.org, "role": node.node.role.value,
                             "resource": d.name, "rpc_address": f"127.0.0.1:{node.rpc_host_port}"}
@@ -263,19 +283,13 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
     summary: dict[str, Any] = {}
     rpc_f: RpcFacts | None = None
     if st.get("Status") == "running":
-        rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
-        try:
-            summary, rpc_f = rpc_facts(rpc, chain=False) if detail else _light_rpc(rpc)
-        finally:
-            rpc.close()
-        if detail:
-            rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d))
+        summary, rpc_f = read.result() if read is not None else read_live(plan, node, detail=detail)
     container = container_facts(client, c, image_cache, key_paths(plan, node)) if detail else None
     return NodeStatus(present=True, state=st.get("Status"), health=(st.get("Health") or {}).get("Status"),
                       container=container, rpc=rpc_f, **base, **summary)
 
 
-def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
+def _tls_facts(d: DesiredContainer, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
     """TS-2 facts of the node's published RPC, measured from this host where hcops dials it (127.0.0.1 and
     the published port): with TLS on, whether the handshake verifies against the network CA and whether
     plain HTTP is refused (hcops.providers.tls)."""
@@ -283,7 +297,7 @@ def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
     if context is None:
         return {"enabled": False}
     port = d.doc.ports[0].host_port
-    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1")
+    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1", verified=verified)
 
 
 def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
@@ -295,12 +309,24 @@ def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
              "last_block_time": s.latest_block_time}, RpcFacts(reachable=True, node_id=s.node_id))
 
 
-def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,
-            detail: bool = True) -> Observation:
+def observe_now(client: docker.DockerClient, plan: NetworkPlan, *, detail: bool = True) -> Observation:
+    """``observe`` of the engine's objects as they are now, each node's RPC read while the engine is
+    inventoried (its port is known from the plan): the two waits overlap instead of adding up. A read of a
+    node whose container turns out not to run is dropped and not waited for."""
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))))
+    try:
+        reads = {n.name: pool.submit(read_live, plan, n, detail=detail) for n in plan.nodes}
+        return observe(client, plan, read_inventory(client, plan), detail=detail, reads=reads)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *, detail: bool = True,
+            reads: Mapping[str, Future[tuple[dict[str, Any], RpcFacts]]] | None = None) -> Observation:
     cache = image_cache(client, inv.containers.values()) if detail else {}
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes)))) as pool:
         futures = [pool.submit(node_status, client, plan, n, inv.container(n.name), detail=detail,
-                               image_cache=cache) for n in plan.nodes]
+                               image_cache=cache, read=(reads or {}).get(n.name)) for n in plan.nodes]
         nodes = tuple(f.result() for f in futures)
     context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
     extra: dict[str, Any] = {"chain": chain_facts(chain_sources(nodes), ssl_context=context),
