@@ -324,13 +324,15 @@ def observe_now(client: docker.DockerClient, plan: NetworkPlan, *, detail: bool 
 def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *, detail: bool = True,
             reads: Mapping[str, Future[tuple[dict[str, Any], RpcFacts]]] | None = None) -> Observation:
     cache = image_cache(client, inv.containers.values()) if detail else {}
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes)))) as pool:
+    extra: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))) + 1) as pool:
+        storage = pool.submit(node_storage, client, plan, inv) if detail else None  # encryption at rest
         futures = [pool.submit(node_status, client, plan, n, inv.container(n.name), detail=detail,
                                image_cache=cache, read=(reads or {}).get(n.name)) for n in plan.nodes]
         nodes = tuple(f.result() for f in futures)
-    context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
-    extra: dict[str, Any] = {"chain": chain_facts(chain_sources(nodes), ssl_context=context),
-                             "storage": node_storage(client, plan, inv)} if detail else {}  # encryption at rest
+        if storage is not None:
+            context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
+            extra = {"chain": chain_facts(chain_sources(nodes), ssl_context=context), "storage": storage.result()}
     declared = {n.name for n in plan.nodes}
     undeclared = tuple(
         {"kind": "container", "name": c.name, "id": c.id, "node": (c.labels or {}).get(LABEL_NODE),
