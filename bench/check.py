@@ -13,6 +13,8 @@ untimed. Then, best of --repeat, each `hcops check -f SPEC --format json` end to
 
     default   no engine flag and no HCOPS_ENGINE/HCOPS_OPA_URL in the environment: what a user gets
               (`--engine auto`; the engine it chose is printed beside the time)
+              (at 1,000 nodes and more: opa-managed, the OPA binary as a private server that hcops
+              starts while it builds the input document and stops at the end of the command)
     wasm      `--engine wasm`: the shipped pack compiled to WebAssembly, in-process (wasmtime)
     opa       `--engine opa`: the OPA binary run one-shot by hcops (`opa eval`)
     embedded  `--engine embedded` (regopy); a run is stopped at --embedded-budget seconds, and larger
@@ -24,9 +26,10 @@ untimed. Then, best of --repeat, each `hcops check -f SPEC --format json` end to
               once by hcops.policy.input.build_input, untimed), same built-in pack
     opa eval  `opa eval` of the same pack on the same input (no hcops around it), for reference
 
-and the ratio default/conftest. Before the sizes, one default check of the smallest size runs with an
-empty compiled-code cache ($HCOPS_CACHE/wasm: wasmtime compiles the shipped module once per machine);
-its time is printed and recorded as "cold".
+and the ratio default/conftest, and the 1-minute load average when the row started and ended (the
+machine is shared: compare rows only with their load in mind). Before the sizes, one default check of
+the smallest size runs with an empty compiled-code cache ($HCOPS_CACHE/wasm: wasmtime compiles the
+shipped module once per machine); its time is printed and recorded as "cold".
 
 --write-results replaces the "## check" section of bench/RESULTS.md with the table and the command.
 """
@@ -219,7 +222,8 @@ def run_size(provider: str, nodes: int, args: argparse.Namespace, work: Path, op
     folder, spec, state = prepare(provider, nodes, work)
     input_file = folder / "input.json"
     env = default_env(folder)
-    row: dict[str, Any] = {"provider": provider, "nodes": nodes, "mb": input_file.stat().st_size / 1e6}
+    row: dict[str, Any] = {"provider": provider, "nodes": nodes, "mb": input_file.stat().st_size / 1e6,
+                           "load": os.getloadavg()[0]}
     row["engine"] = engine_of(spec, state, env)
     row["default"] = best(args.repeat, check_cmd(spec, state), env=env)
     row["wasm"] = best(args.repeat, check_cmd(spec, state, "--engine", "wasm"), env=env)
@@ -242,6 +246,7 @@ def run_size(provider: str, nodes: int, args: argparse.Namespace, work: Path, op
     opa_eval = [tools["opa"], "eval", "--format", "raw", "-d", str(gate_pack(work)), "-i", str(input_file),
                 "[data.hcops.hipaa[_].deny, data.hcops.hipaa[_].warn]"]
     row["eval"] = best(args.repeat, opa_eval)
+    row["load"] = f"{row['load']:.1f}-{os.getloadavg()[0]:.1f}"
     return row
 
 
@@ -260,13 +265,13 @@ def table(rows: list[dict[str, Any]]) -> Table:
 
 COLUMNS = ("provider", "nodes", "input MB", "hcops check (default)", "default engine", "--engine wasm",
            "--engine opa", "--engine embedded", "--opa-url (server)", "conftest", "default/conftest",
-           "opa eval (pack only)")
+           "opa eval (pack only)", "load (1 min, start-end)")
 
 
 def _cells(r: dict[str, Any]) -> list[str]:
     return [r["provider"], str(r["nodes"]), f"{r['mb']:.1f}", f"{r['default']:.2f}", r["engine"], f"{r['wasm']:.2f}",
             f"{r['opa']:.2f}", cell(r["embedded"]), f"{r['server']:.2f}", f"{r['conftest']:.2f}",
-            f"{r['default'] / r['conftest']:.2f}", f"{r['eval']:.2f}"]
+            f"{r['default'] / r['conftest']:.2f}", f"{r['eval']:.2f}", r["load"]]
 
 
 def markdown(rows: list[dict[str, Any]], command: str, args: argparse.Namespace, versions: str,

@@ -104,8 +104,9 @@ lock_timeout_option = click.option(
 engine_option = setting_option(
     "--engine", setting="engine", type=click.Choice(ENGINES), default="auto", show_default=True,
     help="Policy engine: wasm (the pack compiled to WebAssembly, in-process), opa (the OPA binary, run by "
-         "hcops), embedded (regopy); auto: wasm below 1 MB of input, else opa when installed, else wasm for the "
-         "built-in pack, else embedded.")
+         "hcops), opa-managed (the OPA binary as a private server for the command), embedded (regopy); auto: "
+         "wasm below 1 MB of input, else opa when installed (opa-managed when the spec's size says so "
+         "ahead), else wasm for the built-in pack, else embedded.")
 
 
 def timeout_option(default: float, help_text: str) -> Decorator:

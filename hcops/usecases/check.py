@@ -20,14 +20,14 @@ from hcops.clock import Clock, format_time, now
 from hcops.errors import CheckFailed, HcopsError, InvalidInput
 from hcops.plan.desired import KeyMode, NetworkPlan, build_plan
 from hcops.policy.engines import make_engine
-from hcops.policy.engines.base import TestResult
+from hcops.policy.engines.base import Engine, TestResult
 from hcops.policy.engines.limits import EngineLimits
 from hcops.policy.gate import GateReport, list_rules, run_gate, run_policy_tests
 from hcops.policy.metadata import RuleMeta
-from hcops.policy.seal import load_manifest
-from hcops.policy.sources import builtin_policy_dir
+from hcops.policy.seal import check_user_policies, load_manifest
+from hcops.policy.sources import builtin_policy_dir, collect_policies, load_data_files, modules_of
 from hcops.settings import Settings, resolve
-from hcops.spec.loader import load_spec
+from hcops.spec.loader import LoadedSpec, load_spec
 
 if TYPE_CHECKING:
     from hcops.policy.input import ManifestScope
@@ -79,13 +79,33 @@ def _validate_paths(options: CheckOptions) -> None:
         raise InvalidInput(f"--waivers {options.waivers}: no such file")
 
 
-def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
-    """Run the gate (built-in pack + ``--policy`` dirs) on the plan's policy input document."""
+def prepare(engine: Engine, options: CheckOptions, loaded: LoadedSpec, settings: Settings) -> None:
+    """Let the engine start what needs no input document (the managed OPA server loads and compiles the
+    pack) while the plan and the document are built. Best effort: ``evaluate`` reads the same policies
+    and data again and reports any problem with them."""
+    start = getattr(engine, "prepare", None)
+    if start is None:
+        return
+    try:
+        _validate_paths(options)
+        files = collect_policies(options.policy_dirs, builtin_dir=builtin_policy_dir(settings))
+        check_user_policies(files)
+        data = load_data_files(options.data_files)
+        start(modules_of(files), data, sum(len(o.nodes) for o in loaded.consortium.spec.organizations))
+    except HcopsError:
+        return
+
+
+def evaluate(plan: NetworkPlan, options: CheckOptions, engine: Engine | None = None) -> GateReport:
+    """Run the gate (built-in pack + ``--policy`` dirs) on the plan's policy input document, with
+    ``engine`` (which the caller closes) or one made from ``options``."""
     from hcops.policy.input import build_input
 
     _validate_paths(options)
     settings = plan.settings
-    engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits, settings=settings)
+    owned = engine is None
+    if engine is None:
+        engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits, settings=settings)
     try:
         return run_gate(
             build_input(plan, options.manifests),
@@ -100,7 +120,8 @@ def evaluate(plan: NetworkPlan, options: CheckOptions) -> GateReport:
             expected=load_manifest(),
         )
     finally:
-        engine.close()
+        if owned:
+            engine.close()
 
 
 def _audit_path(plan: NetworkPlan, state_dir: Path | None) -> Path:
@@ -144,9 +165,15 @@ def check(spec_file: Path, options: CheckOptions | None = None, *, command: str 
     options = options or CheckOptions()
     # No key is created: the gate judges the spec, the lock file and public identities only, so that a CI
     # job needs no secret (nodes with no identity yet are "pending" in the input).
-    plan = build_plan(load_spec(spec_file, options.environment), options.state_dir, keys=KeyMode.existing,
-                      settings=resolve(options.settings))
-    report = evaluate(plan, options)
+    loaded = load_spec(spec_file, options.environment)
+    settings = resolve(options.settings)
+    engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits, settings=settings)
+    try:
+        prepare(engine, options, loaded, settings)
+        plan = build_plan(loaded, options.state_dir, keys=KeyMode.existing, settings=settings)
+        report = evaluate(plan, options, engine)
+    finally:
+        engine.close()
     recording = record(plan, report, options, command=command) if options.record else Recording()
     return CheckOutcome(plan, report, recording)
 

@@ -2,7 +2,8 @@
 
 OPA is the reference. The whole input corpus (policies/testdata: the examples and one variant per
 rule) goes through every engine: the embedded engine (regopy), the wasm engine (the shipped module,
-in-process), the managed OPA engine (the binary, one-shot) and the OPA server engine; all must report
+in-process), the OPA binary run one-shot, the OPA binary as a private server hcops starts and stops
+(opa-managed) and the OPA server engine; all must report
 the same findings. Without the OPA binary or wasmtime the tests fail under CI=true and skip elsewhere
 (`scripts/bootstrap opa python` installs them).
 """
@@ -23,7 +24,7 @@ import pytest
 
 from hcops.errors import InvalidInput, Location
 from hcops.policy import EmbeddedEngine, OpaServerEngine, builtin_policy_dir, collect_policies, run_gate
-from hcops.policy.engines import Engine, OpaLocalEngine
+from hcops.policy.engines import Engine, OpaLocalEngine, OpaManagedEngine
 from hcops.policy.engines.base import EngineResult
 from hcops.policy.findings import build_findings
 from hcops.policy.gate import load_policy_set
@@ -148,9 +149,16 @@ def local_engine(opa_binary: Path) -> Iterator[OpaLocalEngine]:
 
 
 @pytest.fixture(scope="module")
-def engines(wasm_engine: Engine, local_engine: OpaLocalEngine) -> dict[str, Engine]:
+def managed_engine(opa_binary: Path) -> Iterator[OpaManagedEngine]:
+    engine = OpaManagedEngine(binary=opa_binary)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def engines(wasm_engine: Engine, local_engine: OpaLocalEngine, managed_engine: OpaManagedEngine) -> dict[str, Engine]:
     """Every engine but the reference (the OPA server)."""
-    return {"embedded": EmbeddedEngine(), "wasm": wasm_engine, "opa": local_engine}
+    return {"embedded": EmbeddedEngine(), "wasm": wasm_engine, "opa": local_engine, "opa-managed": managed_engine}
 
 
 def _ids(result: EngineResult, level: str) -> set[str]:
@@ -194,7 +202,7 @@ def test_gate_reports_agree(opa_engine: OpaServerEngine, engines: dict[str, Engi
                  engine=engine, locate=_no_location, environment=doc.get("environment"))
         for engine in (opa_engine, *engines.values())
     ]
-    assert [r.engine for r in reports] == ["opa-server", "embedded", "wasm", "opa"]
+    assert [r.engine for r in reports] == ["opa-server", "embedded", "wasm", "opa", "opa-managed"]
     for report in reports:
         assert report.passed
         assert report.findings == reports[0].findings

@@ -10,6 +10,7 @@ from hcops.policy.engines import (
     EmbeddedEngine,
     Engine,
     OpaLocalEngine,
+    OpaManagedEngine,
     OpaServerEngine,
     WasmEngine,
     make_engine,
@@ -29,10 +30,10 @@ def pack_modules(*dirs: Any, tests: bool = False) -> dict[str, str]:
 
 def test_every_engine_satisfies_the_protocol() -> None:
     for engine in (EmbeddedEngine(), OpaServerEngine("http://127.0.0.1:8181"), OpaLocalEngine(), WasmEngine(),
-                   AutoEngine()):
+                   OpaManagedEngine(), AutoEngine()):
         assert isinstance(engine, Engine)
-    assert [e.name for e in (EmbeddedEngine(), OpaServerEngine("http://x:1"), OpaLocalEngine(), WasmEngine())] == [
-        "embedded", "opa-server", "opa", "wasm"]
+    assert [e.name for e in (EmbeddedEngine(), OpaServerEngine("http://x:1"), OpaLocalEngine(), WasmEngine(),
+                             OpaManagedEngine())] == ["embedded", "opa-server", "opa", "wasm", "opa-managed"]
 
 
 def test_policy_packages_are_those_defining_deny_or_warn() -> None:
@@ -159,6 +160,7 @@ def test_make_engine_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HCOPS_OPA_URL", raising=False)
     assert isinstance(make_engine(engine="wasm"), WasmEngine)
     assert isinstance(make_engine(engine="opa"), OpaLocalEngine)
+    assert isinstance(make_engine(engine="opa-managed"), OpaManagedEngine)
     assert isinstance(make_engine(engine="embedded"), EmbeddedEngine)
     with pytest.raises(InvalidInput, match="unknown engine"):
         make_engine(engine="fast")

@@ -3,6 +3,8 @@
 - ``wasm``: the policies compiled to WebAssembly by OPA, in-process (wasmtime); the built-in packs ship
   compiled (hcops.policy.engines.wasm_engine);
 - ``opa``: the OPA binary, run one-shot by hcops (hcops.policy.engines.opa_local);
+- ``opa-managed``: the OPA binary as a private server hcops starts early and stops at the end of the
+  command, on a Unix socket (hcops.policy.engines.opa_managed);
 - ``embedded``: regopy, in-process, in a child under limits (hcops.policy.engines.embedded);
 - the user's OPA server (``--opa-url``; hcops.policy.engines.opa_server);
 - ``auto`` (the default) picks among the first three per evaluation (hcops.policy.engines.auto).
@@ -24,17 +26,19 @@ if TYPE_CHECKING:
     from hcops.policy.engines.auto import AutoEngine
     from hcops.policy.engines.embedded import EmbeddedEngine, EmbeddedError
     from hcops.policy.engines.opa_local import OpaLocalEngine
+    from hcops.policy.engines.opa_managed import OpaManagedEngine
     from hcops.policy.engines.opa_server import OpaServerEngine
     from hcops.policy.engines.wasm_engine import WasmEngine
 
 ENV_URL = OPA_URL
-ENGINES = ("auto", "wasm", "opa", "embedded")
+ENGINES = ("auto", "wasm", "opa", "opa-managed", "embedded")
 
 _EXPORTS = {
     "AutoEngine": "hcops.policy.engines.auto",
     "EmbeddedEngine": "hcops.policy.engines.embedded",
     "EmbeddedError": "hcops.policy.engines.embedded",
     "OpaLocalEngine": "hcops.policy.engines.opa_local",
+    "OpaManagedEngine": "hcops.policy.engines.opa_managed",
     "OpaServerEngine": "hcops.policy.engines.opa_server",
     "WasmEngine": "hcops.policy.engines.wasm_engine",
 }
@@ -64,6 +68,10 @@ def make_engine(opa_url: str | None = None, *, engine: str = "auto", timeout: fl
         from hcops.policy.engines.opa_local import OpaLocalEngine
 
         return OpaLocalEngine(limits, settings=settings)
+    if engine == "opa-managed":
+        from hcops.policy.engines.opa_managed import OpaManagedEngine
+
+        return OpaManagedEngine(limits, settings=settings)
     if engine == "embedded":
         from hcops.policy.engines.embedded import EmbeddedEngine
 
@@ -82,6 +90,7 @@ __all__ = [
     "Engine",
     "EngineResult",
     "OpaLocalEngine",
+    "OpaManagedEngine",
     "OpaServerEngine",
     "WasmEngine",
     "PackageResult",

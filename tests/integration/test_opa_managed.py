@@ -1,0 +1,161 @@
+"""The managed OPA server (hcops.policy.engines.opa_managed) with the real OPA binary: private, answers only
+for its own pack, fails closed, and never outlives its engine or hcops. (Its findings on the whole corpus:
+tests/integration/test_policy_engines.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hcops.errors import InvalidInput
+from hcops.policy.engines import AutoEngine, OpaManagedEngine
+from tests.integration.requirements import binary
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = {"p.rego": 'package acme\n\ndeny contains "no name" if not input.name\n'}
+
+
+@pytest.fixture(scope="module")
+def opa_binary() -> Path:
+    return binary("opa", "opa")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            return [int(x) for x in fh.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_the_server_is_private_and_stops_with_the_engine(opa_binary: Path) -> None:
+    engine = OpaManagedEngine(binary=opa_binary)
+    try:
+        result = engine.evaluate(POLICY, {}, {})
+        assert result.engine == "opa-managed"
+        assert [p.deny for p in result.packages] == [("no name",)]
+        assert engine.evaluate(POLICY, {"name": "x"}, {}).packages[0].deny == ()
+        server = engine._server
+        assert server is not None
+        assert stat.S_IMODE(server.folder.stat().st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(server.socket).st_mode) & 0o077 == 0
+        shell, folder = server.proc.pid, server.folder
+        (opa,) = _children(shell)
+    finally:
+        engine.close()
+    assert not _alive(shell) and not _alive(opa)
+    assert not folder.exists()
+
+
+def test_an_answer_for_another_pack_is_refused(opa_binary: Path) -> None:
+    """A socket that leads to a server with another pack (here: another engine's) is not trusted."""
+    engine, other = OpaManagedEngine(binary=opa_binary), OpaManagedEngine(binary=opa_binary)
+    try:
+        other.evaluate({"q.rego": 'package acme\n\ndeny contains "other" if true\n'}, {}, {})
+        engine.evaluate(POLICY, {}, {})
+        assert engine._server is not None and other._server is not None
+        engine._server.socket = other._server.socket
+        with pytest.raises(InvalidInput, match="did not answer for the pack"):
+            engine.evaluate(POLICY, {}, {})
+    finally:
+        engine.close()
+        other.close()
+
+
+def test_a_pack_that_does_not_compile_is_reported_with_its_location(opa_binary: Path) -> None:
+    engine = OpaManagedEngine(binary=opa_binary)
+    try:
+        with pytest.raises(InvalidInput) as err:
+            engine.evaluate({"bad.rego": "package acme\n\ndeny contains x if { x := undefined_fn(1) }\n"}, {}, {})
+        assert any(d.location is not None and d.location.file == "bad.rego" for d in err.value.diagnostics)
+    finally:
+        engine.close()
+    assert engine._server is None
+
+
+def test_builtin_errors_fail_closed(opa_binary: Path) -> None:
+    engine = OpaManagedEngine(binary=opa_binary)
+    try:
+        with pytest.raises(InvalidInput):
+            engine.evaluate({"p.rego": 'package acme\n\ndeny contains x if { x := to_number(input.n) }\n'},
+                            {"n": "not a number"}, {})
+    finally:
+        engine.close()
+
+
+def test_data_is_part_of_the_pack(opa_binary: Path) -> None:
+    policy = {"p.rego": "package acme\n\ndeny contains x if { x := data.limits.max }\n"}
+    engine = OpaManagedEngine(binary=opa_binary)
+    try:
+        assert engine.evaluate(policy, {}, {"limits": {"max": 1}}).packages[0].deny == (1,)
+        first = engine._server
+        assert engine.evaluate(policy, {}, {"limits": {"max": 2}}).packages[0].deny == (2,)
+        assert engine._server is not first  # other data: another server, the first one stopped
+        assert first is not None and not first.folder.exists()
+    finally:
+        engine.close()
+
+
+def test_auto_starts_it_ahead_for_a_large_network_only(opa_binary: Path) -> None:
+    settings_env = {**os.environ, "HCOPS_OPA_BIN": str(opa_binary)}
+    from hcops.settings import Settings
+
+    settings = Settings.from_env(settings_env)
+    auto = AutoEngine(settings=settings)
+    try:
+        auto.prepare(POLICY, {}, 10)
+        assert "opa-managed" not in auto._engines
+        auto.prepare(POLICY, {}, 1000)
+        assert "opa-managed" in auto._engines
+        doc = {"pad": "x" * 1_100_000}  # above WASM_MAX_INPUT: the OPA binary, here the server started ahead
+        assert auto.evaluate(POLICY, doc, {}).engine == "opa-managed"
+        assert auto.name == "opa-managed"
+    finally:
+        auto.close()
+
+
+def test_the_server_dies_with_hcops(opa_binary: Path, tmp_path: Path) -> None:
+    """A SIGKILLed hcops leaves no server behind: the shell holding the pipe stops it."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from hcops.policy.engines import OpaManagedEngine\n"
+        f"e = OpaManagedEngine(binary=Path({str(opa_binary)!r}))\n"
+        f"e.evaluate({POLICY!r}, {{}}, {{}})\n"
+        "print(json.dumps([e._server.proc.pid, str(e._server.folder)]), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout is not None
+        shell, folder = json.loads(proc.stdout.readline())
+        (opa,) = _children(shell)
+        assert _alive(opa)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(opa) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(opa)
+    while Path(folder).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(folder).exists()
