@@ -99,7 +99,7 @@ class DestroyOutcome:
     removed_lock: Path | None = None  # the lock file of a chain whose data is gone
 
 
-ORG_PROVIDERS = ("docker",)
+ORG_PROVIDERS = ("docker", "kubernetes")
 
 
 def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None, *,
@@ -116,7 +116,18 @@ def check_org_provider(p: NetworkPlan) -> None:
     kind = p.consortium.spec.provider.type
     if p.organization is not None and kind not in ORG_PROVIDERS:
         raise InvalidInput(f"--org is not supported by the {kind} provider yet (only: {', '.join(ORG_PROVIDERS)})",
-                           hint="apply the whole network from one state folder, or deploy with the docker provider")
+                           hint="apply the whole network from one state folder, or deploy with the docker or "
+                                "kubernetes provider")
+    if p.organization is not None and kind == "kubernetes":
+        context, ns = p.consortium.kube_place(p.organization)
+        shared = sorted({n.node.org for n in p.members if n.node.org != p.organization
+                         and p.consortium.kube_place(n.node.org) == (context, ns)})
+        if shared:  # its apply and destroy own the namespace's objects (budget, policies, the namespace itself)
+            index = next(i for i, o in enumerate(p.consortium.spec.organizations) if o.name == p.organization)
+            raise InvalidInput(f"--org {p.organization} on Kubernetes needs a namespace of its own; namespace {ns} "
+                               f"also holds the nodes of {', '.join(shared)}",
+                               hint=f"declare spec.organizations[{index}].kubernetes: {{namespace: NAME, "
+                                    "context: CONTEXT}} for each organization")
 
 
 def check_org_membership(p: NetworkPlan) -> None:
