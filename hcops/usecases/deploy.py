@@ -13,8 +13,9 @@ match the lock, and infrastructure that holds another identity or chain (``State
 With ``organization`` (``--org NAME``) each use case works on that member's share of a consortium only
 (``hcops.plan.desired``): its nodes, its keys, its containers; the other members' nodes are remote peers
 known from the lock file, which such an apply reads and never writes (it is the consortium's record, changed
-by the genesis ceremony and by validator-set changes, which ``--org`` does not carry out yet). Only the Docker
-provider supports it so far.
+by the genesis ceremony and by validator-set changes, which ``--org`` does not carry out yet). The Docker and
+Kubernetes providers support it; on Kubernetes the organization needs a namespace of its own
+(``spec.organizations[].kubernetes``), which its apply and destroy own, reached through its own kube context.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from hcops.errors import InvalidInput
 from hcops.spec.loader import load_spec
@@ -37,7 +38,7 @@ def test_places_default_to_the_network_and_are_declared_per_organization(spec_di
     assert c.kube_place("org-c") == ("ops", "small-net")  # nothing declared: the network's place
     org = c.spec.organizations[0]
     assert org.kubernetes is not None and org.kubernetes.namespace == "stmary"
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(ValidationError):  # frozen
         org.kubernetes.namespace = "x"  # type: ignore[misc]
 
 
