@@ -552,7 +552,8 @@ class KubeNetwork:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "COLUMNS": "200"}
 
-    def hcops(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def hcops(self, *argv: str, timeout: float = 300, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
         cmd = [
             sys.executable,
             "-m",
@@ -567,7 +568,7 @@ class KubeNetwork:
             *argv[1:],
         ]
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, env=self.env()
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, env={**self.env(), **(env or {})}
         )
 
 
