@@ -1,12 +1,14 @@
-"""The kubernetes target: one namespace per network, one StatefulSet + headless Service + ConfigMap per node.
+"""The kubernetes target: one namespace per network (or per organization that declares its own,
+``spec.organizations[].kubernetes``), one StatefulSet + headless Service + ConfigMap per node.
 
 Files (``kubectl apply -f`` takes them in name order; the folder is not read recursively, so a plain
 ``kubectl apply -f kubernetes/`` never touches the key material):
 
     00-namespace.yaml          Namespace, Pod Security "restricted" enforced
-    10-network-policies.yaml   default deny, DNS, P2P within the network, RPC per spec.network.rpc.exposure
-    20-disruption-budget.yaml  PodDisruptionBudget of the validators
-    30-genesis.yaml            ConfigMap with genesis.json, shared by every node
+    10-network-policies.yaml   default deny, DNS, P2P within the network (and from the network's pods in the
+                               other members' namespaces), RPC per spec.network.rpc.exposure
+    20-disruption-budget.yaml  PodDisruptionBudget of the validators (one per namespace)
+    30-genesis.yaml            ConfigMap with genesis.json, shared by every node of the namespace
     50-node-<node>.yaml        per node: ConfigMap (config.toml), Service, StatefulSet
     secrets/<node>.yaml        per node: Secret with node_key.json, a validator's priv_validator_key.json
                                and, with TLS, the RPC's key, certificate and the network CA (0600)

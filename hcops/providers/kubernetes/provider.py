@@ -2,6 +2,12 @@
 ConfigMap + key Secret, NetworkPolicies, PodDisruptionBudget) applied server-side as field manager
 ``hcops``; plan by server-side dry-run; status and audit through ``observe``; destroy by label.
 
+Each namespace of the plan (``NetworkPlan.kube_scopes``: the network's, or one per organization that declares
+its own) is read and written through its own kube context, one client per context. One organization's share
+(``hcops apply --org``) is its own namespace only: the other members' namespaces are never listed (their
+Namespace objects carry the network's labels too, and are skipped, ``Desired.foreign``), and apply waits for
+what the power its nodes see online allows (``member.py``).
+
 Readiness (``waitForReady``, the default): every pod ready, then ``min_blocks`` commits signed by every
 validator, read through the API server's pod proxy. ``waitForReady: false`` applies the objects only,
 for clusters that cannot run the pods (an API server without nodes, a review cluster).
