@@ -69,12 +69,14 @@ class KubernetesProvider:
         self._kubeconfig = kubeconfig
         self._render = renderer
 
-    def api(self, plan: NetworkPlan, context: str | None = None) -> KubeApi:
-        """The client of a kube context (default: that of the plan's first namespace), made once."""
+    def api(self, plan: NetworkPlan) -> KubeApi:
+        """The client of the plan's first namespace's kube context."""
+        return self._client(plan, plan.kube_scopes()[0].context)
+
+    def _client(self, plan: NetworkPlan, context: str | None) -> KubeApi:
+        """The client of a kube context (None: the kubeconfig's current one), made once."""
         if self._api is not None:
             return self._api
-        if context is None:
-            context = plan.kube_scopes()[0].context
         if context not in self._apis:
             self._apis[context] = KubeApi(connect(context, self._kubeconfig, plan.settings))
         return self._apis[context]
@@ -84,7 +86,7 @@ class KubernetesProvider:
         organization's only; a whole network's one per place its organizations declare."""
         out = []
         for scope in plan.kube_scopes():
-            api = self.api(plan, scope.context)
+            api = self._client(plan, scope.context)
             want = self._render(plan, scope)
             out.append(Part(scope, api, want, read_live(api, want)))
         return out
@@ -112,6 +114,7 @@ class KubernetesProvider:
             None,
         )
         state.extra = {**state.extra, "server": parts[0].api.server, "namespace": parts[0].want.namespace}
+        state.extra.pop("namespaces", None)
         if len(parts) > 1:
             state.extra["namespaces"] = [p.want.namespace for p in parts]
         store.save(state)
