@@ -187,7 +187,7 @@ docker_container(i, t) := {
 	"read_only": true,
 	"resources": {"memory_bytes": 536870912, "memory_swap_bytes": 536870912, "nano_cpus": 500000000, "pids_limit": 512},
 	"restart": "unless-stopped", "stop_signal": "SIGTERM",
-	"healthcheck": {"test": ["CMD", "/usr/local/bin/hcops-probe"], "interval_s": 5, "timeout_s": 3, "retries": 3, "start_period_s": 15},
+	"healthcheck": {"test": ["CMD", "/usr/local/bin/hcops-probe"], "interval_s": 15, "timeout_s": 3, "retries": 3, "start_period_s": 15},
 	"log_driver": "json-file", "log_options": {"max-file": "3", "max-size": "10m"},
 	"files": [{"path": "config/config.toml", "mode": 420, "secret": false, "digest": "0123456789ab"}],
 	"labels": labels(t),

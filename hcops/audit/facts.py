@@ -324,10 +324,10 @@ def build_facts(
                     "pubKey": n.keys.validator_pub_key,
                     "power": n.node.power,
                 }
-                for n in plan.nodes
+                for n in plan.members  # with --org, every member's: the validator set is the consortium's
                 if n.node.is_validator
             ],
-            "nodeIds": {n.name: n.keys.node_id for n in plan.nodes},
+            "nodeIds": {n.name: n.keys.node_id for n in plan.members},
         },
         "nodes": nodes,
         "undeclared": [_undeclared(u) for u in obs.undeclared],

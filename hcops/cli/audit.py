@@ -22,6 +22,7 @@ from hcops.cli.app import (
     state_option,
     with_group_params,
 )
+from hcops.cli.deploy import org_option
 from hcops.errors import ExitCode, InvalidInput
 from hcops.settings import Settings
 
@@ -65,6 +66,7 @@ def _parse_interval(text: str | None) -> float | None:
               help="With --watch: serve Prometheus /metrics and /healthz (e.g. 127.0.0.1:9464).")
 @click.option("--max-sweeps", type=click.IntRange(min=1), default=None,
               help="With --watch: stop after N sweeps.")
+@org_option
 @click.pass_context
 def audit_command(ctx: click.Context, **kwargs: Any) -> None:
     """Audit the running network once (or continuously with --watch) against the runtime policies.
@@ -80,14 +82,15 @@ def audit_command(ctx: click.Context, **kwargs: Any) -> None:
 def _audit(settings: Settings, spec_file: Path | None, environment: str | None, state_dir: Path | None,
            audit_db: Path | None, fmt: str, fail_on: str, waivers: Path | None, attestations: Path | None,
            mrn_pattern: str | None, engine: str, opa_url: str | None, watch: bool, interval: str | None,
-           serve: str | None, max_sweeps: int | None) -> int:
+           serve: str | None, max_sweeps: int | None, organization: str | None) -> int:
     from hcops.usecases import audit as uc
 
     spec = require_spec(spec_file)
     if (serve or max_sweeps or interval) and not watch:
         raise InvalidInput("--interval, --serve and --max-sweeps need --watch")
     opts = uc.AuditOptions(environment, state_dir, audit_db, fail_on, waivers, opa_url, engine,
-                           attestations=attestations, mrn_pattern=mrn_pattern, settings=settings)
+                           attestations=attestations, mrn_pattern=mrn_pattern, settings=settings,
+                           organization=organization)
     if not watch:
         sweep = uc.audit_once(spec, opts)
         _print_sweep(sweep, fmt, uc.sweep_json(sweep, sweep.facts["network"]))

@@ -82,15 +82,18 @@ def _rpc_answer(status: int, body: bytes) -> bool:
 
 
 def measure(connect: Connect, context: ssl.SSLContext, server_name: str, plaintext: Plaintext, *,
-            endpoint: str) -> dict[str, Any]:
-    """TLS facts of one endpoint (see the module doc); never raises for what the endpoint does."""
+            endpoint: str, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
+    """TLS facts of one endpoint (see the module doc); never raises for what the endpoint does.
+    ``verified``: (certificate, TLS version) of a handshake with the same ``context`` and ``server_name``
+    that the caller's RPC client has just completed (``HttpTransport.peer_certificate``), so that a sweep
+    does not set up a second TLS session per node only to measure the first one again."""
     facts: dict[str, Any] = {"enabled": True, "endpoint": endpoint, "serverName": server_name,
                              "handshake": False, "verified": False, "error": None, "protocol": None,
                              "notAfter": None, "notAfterNs": None, "fingerprint": None,
                              "plaintextRefused": None, "plaintextStatus": None}
     der = b""
     try:
-        der, facts["protocol"] = _handshake(connect, context, server_name)
+        der, facts["protocol"] = verified if verified else _handshake(connect, context, server_name)
         facts.update(handshake=True, verified=True)
     except ssl.SSLCertVerificationError as exc:
         facts["error"] = f"certificate not verified: {exc.verify_message or exc.reason}"
@@ -115,7 +118,7 @@ def measure(connect: Connect, context: ssl.SSLContext, server_name: str, plainte
 
 
 def measure_tcp(host: str, port: int, context: ssl.SSLContext, server_name: str,
-                timeout: float = 3.0) -> dict[str, Any]:
+                timeout: float = 3.0, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
     """TLS facts of an RPC published at ``host:port`` (the Docker targets)."""
     return measure(lambda: socket.create_connection((host, port), timeout=timeout), context, server_name,
-                   plaintext_get(host, port, timeout), endpoint=f"{host}:{port}")
+                   plaintext_get(host, port, timeout), endpoint=f"{host}:{port}", verified=verified)

@@ -23,12 +23,42 @@ from hcops.errors import EnvironmentProblem, HcopsError
 from hcops.plan.lock import ValidatorChange
 from hcops.plan.membership import PowerChange
 from hcops.progress import Reporter
-from hcops.providers.rpc import RpcClient, RpcUnavailable, broadcast_tx_commit
+from hcops.providers.rpc import RpcClient, RpcUnavailable
 
 POLL = 0.25
 SUBMIT_TIMEOUT = 15.0  # above CometBFT's timeout_broadcast_tx_commit (10 s)
 UPDATE_DELAY = 2  # blocks between the block carrying an update and the first one it applies to
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TxCommit:
+    """The outcome of ``broadcast_tx_commit``: the mempool check and, once in a block, its execution."""
+
+    hash: str
+    height: int  # the block that carries the transaction (0 when it was not committed)
+    check_code: int
+    check_log: str
+    exec_code: int
+    exec_log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.check_code == 0 and self.exec_code == 0 and self.height > 0
+
+
+def broadcast_tx_commit(client: RpcClient, tx: bytes) -> TxCommit:
+    """Submit ``tx`` and wait until it is committed in a block (CometBFT waits up to its
+    ``timeout_broadcast_tx_commit``, 10 s by default: ``client`` needs a longer timeout, and no retries,
+    since a retried submission could be committed twice)."""
+    r = client.call("broadcast_tx_commit", tx="0x" + tx.hex())
+    try:
+        check, result = r.get("check_tx") or {}, r.get("tx_result") or r.get("deliver_tx") or {}
+        return TxCommit(hash=str(r.get("hash", "")), height=int(r.get("height") or 0),
+                        check_code=int(check.get("code") or 0), check_log=str(check.get("log") or ""),
+                        exec_code=int(result.get("code") or 0), exec_log=str(result.get("log") or ""))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RpcUnavailable(f"{client.base_url}/broadcast_tx_commit: unexpected reply ({exc})") from None
 
 
 class ValidatorUpdateFailed(HcopsError):

@@ -46,6 +46,9 @@ class AuditOptions:
     attestations: Path | None = None  # default: attestations.yaml next to the spec, when present
     mrn_pattern: str | None = None  # medical record number format for the transaction scan
     settings: Settings | None = None  # the CLI's; None: the environment's
+    # One member's audit (``--org``): its own nodes, read with its own state folder; the chain-level facts
+    # (validator set, commits) are the consortium's, as its nodes see them.
+    organization: str | None = None
 
 
 def log_path(plan: NetworkPlan, options: AuditOptions) -> Path:
@@ -55,7 +58,8 @@ def log_path(plan: NetworkPlan, options: AuditOptions) -> Path:
 def make_auditor(spec_file: Path, options: AuditOptions, *, provider: Provider | None = None) -> Auditor:
     if options.fail_on not in SEVERITIES:
         raise InvalidInput(f"--fail-on must be one of {', '.join(SEVERITIES)}")
-    plan = load_plan(spec_file, options.environment, options.state_dir, settings=resolve(options.settings))
+    plan = load_plan(spec_file, options.environment, options.state_dir, settings=resolve(options.settings),
+                     organization=options.organization)
     spec_audit = plan.consortium.spec.audit
     sweep_settings = AuditSettings(
         environment=options.environment,

@@ -104,6 +104,14 @@ def test_each_organization_applies_its_own_nodes(make_network: Any, docker_engin
 
     status = json.loads(hcops(net, "status", "--org", "cityrx-pharmacy", "-o", "json", org="cityrx-pharmacy").stdout)
     assert [n["name"] for n in status["nodes"]] == ORGS["cityrx-pharmacy"]
+    # Each member audits its own nodes, with its own state folder and audit log; the validator set the
+    # chain reports is judged against the whole consortium's (the other members' validators are not "unknown").
+    for org in ("st-mary-hospital", "cityrx-pharmacy"):
+        sweep = json.loads(hcops(net, "audit", "--org", org, "--format", "json", org=org).stdout)
+        assert sorted(n["name"] for n in sweep["nodes"]) == sorted(ORGS[org]), org
+        assert sweep["passed"] and not [f for f in sweep["findings"] if f["severity"] == "high"], sweep["findings"]
+        assert sweep["anchor"]["ok"] and sweep["anchor"]["node"] in ORGS[org]
+        assert list((net.root / f"state-{org}").rglob("audit*")), f"{org}'s audit log is not in its folder"
     # Applying again changes nothing; a member whose state folder is lost is refused, without touching
     # anything and without asking for any other member's key.
     assert "no changes" in hcops(net, "apply", "--org", "st-mary-hospital", "--yes", org="st-mary-hospital").stdout

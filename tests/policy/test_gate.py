@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,12 +128,9 @@ def test_run_policy_tests_includes_user_dirs() -> None:
     assert {r.status for r in results} == {"pass", "fail", "error", "skip"}
 
 
-def test_thousand_nodes_evaluate_in_well_under_a_second(locate: Locate) -> None:
+def test_thousand_nodes_find_the_one_unencrypted_node(locate: Locate) -> None:
+    # How fast is bench/check.py's business (a table beside conftest), not a timed assertion's.
     doc = many_nodes(1000)
     doc["nodes"][7]["storage"]["encrypted"] = False
-    engine = EmbeddedEngine()
-    start = time.perf_counter()
-    report = gate(doc, locate, engine=engine)
-    elapsed = time.perf_counter() - start
+    report = gate(doc, locate, engine=EmbeddedEngine())
     assert [f.resource for f in report.findings] == ["node/n-7"]
-    assert elapsed < 1.0, f"gate over 1,000 nodes took {elapsed:.2f}s"

@@ -12,8 +12,8 @@ import pytest
 from hcops.plan.membership import PowerChange
 from hcops.progress import RecordingReporter
 from hcops.providers.quorum import ChainUnreadable, LiveValidator, QuorumAtRisk, QuorumView, read_view, refuse
-from hcops.providers.rpc import ChainStatus, Commit, RpcUnavailable, TxCommit, Validator
-from hcops.providers.validators import KvstoreValidatorUpdater, ValidatorChanger, ValidatorUpdateFailed
+from hcops.providers.rpc import ChainStatus, Commit, RpcUnavailable, Validator
+from hcops.providers.validators import KvstoreValidatorUpdater, TxCommit, ValidatorChanger, ValidatorUpdateFailed
 
 PUB = base64.b64encode(bytes(range(32))).decode()
 

@@ -70,6 +70,21 @@ def node() -> Iterator[tuple[Node, str]]:
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self) -> None:  # noqa: N802
+            # A JSON-RPC batch, answered as CometBFT does: one array, an error object for a failed call.
+            calls = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answers = []
+            for c in calls:
+                code, doc = state.answer("/" + c["method"], {k: [v] for k, v in c["params"].items()})
+                answers.append({"jsonrpc": "2.0", "id": c["id"],
+                                **({"result": doc["result"]} if code == 200 else {"error": doc.get("error")})})
+            body = json.dumps(answers).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -107,3 +122,41 @@ def test_retries_transient_errors_then_reports_them(node: tuple[Node, str]) -> N
 def test_connection_refused_is_rpc_unavailable() -> None:
     with pytest.raises(RpcUnavailable, match="127.0.0.1:9"):
         RpcClient("http://127.0.0.1:9", attempts=1, timeout=0.5).status()
+
+
+def test_batch_reads_several_calls_in_one_round_trip(node: tuple[Node, str]) -> None:
+    state, url = node
+    rpc = RpcClient(url, attempts=1)
+    status, net, commit, missing = rpc.batch(("status", {}), ("net_info", {}), ("commit", {"height": "7"}),
+                                             ("no_such_method", {}))
+    assert state.calls == ["/status", "/net_info", "/commit", "/no_such_method"]  # one POST carried all four
+    assert status is not None and rpc.parse_status(status).height == 12
+    assert net is not None and net["peers"][0]["remote_ip"] == "10.0.0.11"
+    assert commit is not None and rpc.parse_commit(commit).signers == {A, B}
+    assert missing is None  # a failed call is None; the others still count
+    with pytest.raises(RpcUnavailable, match="127.0.0.1:9"):
+        RpcClient("http://127.0.0.1:9", attempts=1, timeout=0.5).batch(("status", {}))
+
+
+def test_batch_without_a_batching_transport_calls_one_after_the_other(node: tuple[Node, str]) -> None:
+    state, url = node
+
+    class OneByOne:  # what the Kubernetes pod proxy offers: GETs only
+        def __init__(self) -> None:
+            self.http = RpcClient(url, attempts=1).transport
+
+        def get(self, target: str) -> Any:
+            return self.http.get(target)
+
+        def where(self, target: str) -> str:
+            return self.http.where(target)
+
+        def close(self) -> None:
+            self.http.close()
+
+    rpc = RpcClient(url, attempts=1, transport=OneByOne())
+    status, missing = rpc.batch(("status", {}), ("no_such_method", {}))
+    assert status is not None and missing is None and state.calls == ["/status", "/no_such_method"]
+    state.fail_first = 1
+    with pytest.raises(RpcUnavailable):  # the first call failing is the node's failure, as for a batch
+        rpc.batch(("status", {}), ("net_info", {}))

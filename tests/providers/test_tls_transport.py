@@ -20,7 +20,7 @@ import pytest
 from hcops.plan import certs
 from hcops.providers import tls
 from hcops.providers.kubernetes import rpc as krpc
-from hcops.providers.rpc import Endpoint, RpcClient, RpcUnavailable
+from hcops.providers.rpc import Endpoint, HttpTransport, RpcClient, RpcUnavailable
 
 POD = "n0-0.n0.ns.svc.cluster.local"
 STATUS = {"result": {"node_info": {"id": "ab", "moniker": "n0", "network": "c-1", "version": "0.38.17"},
@@ -93,6 +93,23 @@ def test_measure_reports_a_verified_https_only_endpoint(store: certs.CertStore,
     assert facts["issuer"] == "CN=hcops RPC CA of network net,O=hcops"
     after = dt.datetime.fromisoformat(facts["notAfter"].replace("Z", "+00:00"))
     assert facts["notAfterNs"] == int(after.timestamp()) * 1_000_000_000
+
+
+def test_the_rpc_connections_verified_handshake_is_the_one_measured(store: certs.CertStore,
+                                                                    server: ThreadingHTTPServer) -> None:
+    ctx = certs.server_verifier(store.ca_pem())
+    rpc = RpcClient(f"https://127.0.0.1:{port(server)}", ssl_context=ctx, attempts=1)
+    rpc.status()
+    assert isinstance(rpc.transport, HttpTransport)
+    peer = rpc.transport.peer_certificate()
+    assert peer is not None and peer[1] in ("TLSv1.2", "TLSv1.3")
+    reused = tls.measure_tcp("127.0.0.1", port(server), ctx, "127.0.0.1", verified=peer)
+    fresh = tls.measure_tcp("127.0.0.1", port(server), ctx, "127.0.0.1")
+    assert reused == fresh and reused["verified"] and reused["plaintextRefused"]
+    rpc.close()
+    assert rpc.transport.peer_certificate() is None  # nothing open: the caller measures with a new session
+    plain = RpcClient(f"http://127.0.0.1:{port(server)}", attempts=1).transport
+    assert isinstance(plain, HttpTransport) and plain.peer_certificate() is None
 
 
 def test_measure_reports_a_foreign_certificate_and_a_wrong_name(store: certs.CertStore,

@@ -18,7 +18,7 @@ import ssl
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from hcops.providers.docker.containers import (
     DesiredContainer,
     network_name,
 )
-from hcops.providers.docker.inventory import Inventory
+from hcops.providers.docker.inventory import Inventory, read_inventory
 from hcops.providers.docker.storage import node_storage
 from hcops.providers.facts import (
     ContainerFacts,
@@ -50,7 +50,7 @@ from hcops.providers.facts import (
     RpcFacts,
     port_bindings,
 )
-from hcops.providers.rpc import RpcClient, RpcUnavailable
+from hcops.providers.rpc import HttpTransport, RpcClient, RpcUnavailable, Validator, parse_peers
 
 # Per-node work is two RPC calls and, at most, a key-file archive when the engine is remote. Measured at
 # 32 nodes on 2 cores: 4, 8, 16 or 32 threads observe in the same time (the machine, not the waiting, is
@@ -58,6 +58,7 @@ from hcops.providers.rpc import RpcClient, RpcUnavailable
 MAX_WORKERS = 8
 RECENT_COMMITS = 3  # commits whose signers the chain-level facts report
 CHAIN_SOURCES = 3  # nodes tried, highest first, for the chain-level facts
+VALIDATOR_PAGE = 100  # CometBFT's largest page
 
 
 def _local_volume_dir(container: Container, destination: str) -> Path | None:
@@ -191,19 +192,20 @@ def rpc_facts(rpc: RpcClient, *, chain: bool = True) -> tuple[dict[str, Any], Rp
     """(summary for NodeStatus fields, facts) from one node's RPC; empty when it does not answer. With
     ``chain``, also the validator set and last commit this node reports (providers that do not read
     chain-level facts once per observation)."""
-    try:
-        s = rpc.status()
+    try:  # one round trip for both (batch); a node without peers information still reports its status
+        status, net = rpc.batch(("status", {}), ("net_info", {}))
+        if status is None:
+            raise RpcUnavailable(f"{rpc.base_url}: no status in the reply")
+        s = rpc.parse_status(status)
     except RpcUnavailable as exc:
         return {}, RpcFacts(reachable=False, url=rpc.base_url, error=str(exc))
     summary: dict[str, Any] = {"height": s.height, "catching_up": s.catching_up,
                                "voting_power": s.voting_power, "last_block_time": s.latest_block_time}
     peers: tuple[str, ...] = ()
-    try:
-        found = rpc.net_info()
+    if net is not None:
+        found = parse_peers(net)
         peers = tuple(p.node_id for p in found)
         summary["peers"] = len(found)
-    except RpcUnavailable:
-        pass
     facts = RpcFacts(reachable=True, url=rpc.base_url, node_id=s.node_id, moniker=s.moniker, chain_id=s.network,
                      version=s.version, height=s.height, latest_block_time=s.latest_block_time,
                      catching_up=s.catching_up, validator_address=s.validator_address,
@@ -237,10 +239,16 @@ def chain_facts(sources: Iterable[tuple[str, str, int]], *, commits: int = RECEN
     errors: list[str] = []
     for name, url, height in sources:
         rpc = RpcClient(url, timeout=timeout, attempts=1, ssl_context=ssl_context)
-        try:
-            validators = rpc.validators()
-            recent = [rpc.commit(h) for h in range(height - 1, max(0, height - 1 - commits), -1)]
-        except RpcUnavailable as exc:
+        heights = range(height - 1, max(0, height - 1 - commits), -1)
+        try:  # one round trip (batch); a set beyond one page is read page by page
+            first, *replies = rpc.batch(("validators", {"page": "1", "per_page": str(VALIDATOR_PAGE)}),
+                                        *(("commit", {"height": str(h)}) for h in heights))
+            if first is None or None in replies:
+                raise RpcUnavailable(f"{url}: the validator set or a commit is missing from the reply")
+            validators = rpc.validators() if int(first.get("total") or 0) > VALIDATOR_PAGE else \
+                tuple(Validator(address=v["address"], power=int(v["voting_power"])) for v in first["validators"])
+            recent = [rpc.parse_commit(r) for r in replies if r is not None]
+        except (RpcUnavailable, KeyError, TypeError, ValueError) as exc:
             errors.append(f"{name}: {exc}")
             continue
         finally:
@@ -252,8 +260,28 @@ def chain_facts(sources: Iterable[tuple[str, str, int]], *, commits: int = RECEN
             "error": "; ".join(errors) or "no node's RPC answers"}
 
 
+def read_live(plan: NetworkPlan, node: NodePlan, *, detail: bool) -> tuple[dict[str, Any], RpcFacts]:
+    """(status summary, RPC facts) of a node from its published RPC; with ``detail`` also its peers and, with
+    TLS on, the TS-2 facts (the RPC connection's own verified handshake is the one measured)."""
+    d = DesiredContainer(plan, node)
+    rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
+    peer = None
+    try:
+        summary, rpc_f = rpc_facts(rpc, chain=False) if detail else _light_rpc(rpc)
+        if detail and isinstance(rpc.transport, HttpTransport):
+            peer = rpc.transport.peer_certificate()
+    finally:
+        rpc.close()
+    if detail:
+        rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d, peer))
+    return summary, rpc_f
+
+
 def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, c: Container | None, *,
-                detail: bool, image_cache: dict[str, dict[str, Any]]) -> NodeStatus:
+                detail: bool, image_cache: dict[str, dict[str, Any]],
+                read: Future[tuple[dict[str, Any], RpcFacts]] | None = None) -> NodeStatus:
+    """``read``: the node's ``read_live``, started before the engine was inventoried; used when the container
+    runs (otherwise nothing of it is reported)."""
     d = DesiredContainer(plan, node)
     base: dict[str, Any] = {"name": node.name, "org": node.node.org, "role": node.node.role.value,
                             "resource": d.name, "rpc_address": f"127.0.0.1:{node.rpc_host_port}"}
@@ -263,19 +291,13 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
     summary: dict[str, Any] = {}
     rpc_f: RpcFacts | None = None
     if st.get("Status") == "running":
-        rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
-        try:
-            summary, rpc_f = rpc_facts(rpc, chain=False) if detail else _light_rpc(rpc)
-        finally:
-            rpc.close()
-        if detail:
-            rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d))
+        summary, rpc_f = read.result() if read is not None else read_live(plan, node, detail=detail)
     container = container_facts(client, c, image_cache, key_paths(plan, node)) if detail else None
     return NodeStatus(present=True, state=st.get("Status"), health=(st.get("Health") or {}).get("Status"),
                       container=container, rpc=rpc_f, **base, **summary)
 
 
-def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
+def _tls_facts(d: DesiredContainer, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
     """TS-2 facts of the node's published RPC, measured from this host where hcops dials it (127.0.0.1 and
     the published port): with TLS on, whether the handshake verifies against the network CA and whether
     plain HTTP is refused (hcops.providers.tls)."""
@@ -283,7 +305,7 @@ def _tls_facts(d: DesiredContainer) -> dict[str, Any]:
     if context is None:
         return {"enabled": False}
     port = d.doc.ports[0].host_port
-    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1")
+    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1", verified=verified)
 
 
 def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
@@ -295,16 +317,30 @@ def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
              "last_block_time": s.latest_block_time}, RpcFacts(reachable=True, node_id=s.node_id))
 
 
-def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *,
-            detail: bool = True) -> Observation:
+def observe_now(client: docker.DockerClient, plan: NetworkPlan, *, detail: bool = True) -> Observation:
+    """``observe`` of the engine's objects as they are now, each node's RPC read while the engine is
+    inventoried (its port is known from the plan): the two waits overlap instead of adding up. A read of a
+    node whose container turns out not to run is dropped and not waited for."""
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))))
+    try:
+        reads = {n.name: pool.submit(read_live, plan, n, detail=detail) for n in plan.nodes}
+        return observe(client, plan, read_inventory(client, plan), detail=detail, reads=reads)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def observe(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory, *, detail: bool = True,
+            reads: Mapping[str, Future[tuple[dict[str, Any], RpcFacts]]] | None = None) -> Observation:
     cache = image_cache(client, inv.containers.values()) if detail else {}
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes)))) as pool:
+    extra: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))) + 1) as pool:
+        storage = pool.submit(node_storage, client, plan, inv) if detail else None  # encryption at rest
         futures = [pool.submit(node_status, client, plan, n, inv.container(n.name), detail=detail,
-                               image_cache=cache) for n in plan.nodes]
+                               image_cache=cache, read=(reads or {}).get(n.name)) for n in plan.nodes]
         nodes = tuple(f.result() for f in futures)
-    context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
-    extra: dict[str, Any] = {"chain": chain_facts(chain_sources(nodes), ssl_context=context),
-                             "storage": node_storage(client, plan, inv)} if detail else {}  # encryption at rest
+        if storage is not None:
+            context = DesiredContainer(plan, plan.nodes[0]).ssl_context if plan.nodes else None
+            extra = {"chain": chain_facts(chain_sources(nodes), ssl_context=context), "storage": storage.result()}
     declared = {n.name for n in plan.nodes}
     undeclared = tuple(
         {"kind": "container", "name": c.name, "id": c.id, "node": (c.labels or {}).get(LABEL_NODE),

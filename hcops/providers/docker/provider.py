@@ -59,7 +59,7 @@ from hcops.providers.docker.inventory import (
     read_inventory,
     scope_labels,
 )
-from hcops.providers.docker.observe import observe
+from hcops.providers.docker.observe import observe, observe_now
 from hcops.providers.docker.rollout import Rollout, running
 from hcops.providers.state import NodeRecord, StateStore
 
@@ -84,7 +84,7 @@ class DockerProvider:
         return diff(plan, read_inventory(self.client, plan), prune_volumes=prune_volumes)
 
     def observe(self, plan: NetworkPlan) -> Observation:
-        return observe(self.client, plan, read_inventory(self.client, plan), detail=True)
+        return observe_now(self.client, plan, detail=True)
 
     # ------------------------------------------------------------------ apply
     def check_state(self, plan: NetworkPlan) -> None:
@@ -191,7 +191,7 @@ class DockerProvider:
             roll.wait_network(since=roll.height() or 1)
         state.phase, state.finished_at = "applied", format_time(now())
         store.save(state)
-        return ApplyResult(changes, observe(client, plan, read_inventory(client, plan), detail=False),
+        return ApplyResult(changes, observe_now(client, plan, detail=False),
                            validator_changes=tuple(roll.committed))
 
     @staticmethod
