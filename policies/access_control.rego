@@ -194,10 +194,11 @@ deny contains f if {
 #     consortium namespace, then allow only the consortium's own traffic.
 deny contains f if {
 	count(lib.k8s_objects) > 0
-	not default_deny_present
+	some ns in rendered_namespaces
+	not default_deny_present(ns)
 	f := {
 		"id": "HC-AC1-NETPOL-DEFAULT-DENY",
-		"msg": sprintf("no default-deny ingress NetworkPolicy in namespace %s", [namespace]),
+		"msg": sprintf("no default-deny ingress NetworkPolicy in namespace %s", [ns]),
 		"resource": lib.network_resource,
 		"path": "spec.provider.kubernetes.namespace",
 	}
@@ -210,10 +211,21 @@ namespace := ns if {
 	ns != ""
 } else := input.metadata.name
 
-default_deny_present if {
+# Every namespace the rendered objects live in (one per organization that declares its own), else the
+# network's one.
+rendered_namespaces := nss if {
+	nss := {ns |
+		some o in lib.k8s_objects
+		ns := object.get(o, ["metadata", "namespace"], "")
+		ns != ""
+	}
+	count(nss) > 0
+} else := {namespace}
+
+default_deny_present(ns) if {
 	some np in lib.k8s_objects
 	np.kind == "NetworkPolicy"
-	object.get(np, ["metadata", "namespace"], namespace) == namespace
+	object.get(np, ["metadata", "namespace"], namespace) == ns
 	selects_all_pods(object.get(np.spec, "podSelector", {}))
 	"Ingress" in object.get(np.spec, "policyTypes", ["Ingress"])
 	count(object.get(np.spec, "ingress", [])) == 0

@@ -215,6 +215,22 @@ test_netpol_default_deny_passes if {
 	not "HC-AC1-NETPOL-DEFAULT-DENY" in td.ids(denies(implicit_types))
 }
 
+test_netpol_default_deny_per_namespace if {
+	# an organization's own namespace (spec.organizations[].kubernetes.namespace) needs its own default deny
+	svc := {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "orgb-val-0", "namespace": "org-b"}}
+	without := patched([{"op": "add", "path": "/manifests/kubernetes/-", "value": svc}])
+	some f in td.with_id(denies(without), "HC-AC1-NETPOL-DEFAULT-DENY")
+	contains(f.msg, "namespace org-b")
+	deny_b := json.patch(input_default_deny, [{"op": "replace", "path": "/metadata/namespace", "value": "org-b"}])
+	both := patched([
+		{"op": "add", "path": "/manifests/kubernetes/-", "value": svc},
+		{"op": "add", "path": "/manifests/kubernetes/-", "value": deny_b},
+	])
+	not "HC-AC1-NETPOL-DEFAULT-DENY" in td.ids(denies(both))
+}
+
+input_default_deny := td.example.manifests.kubernetes[0]
+
 # --- HC-AC1-METRICS-PUBLISHED
 
 test_metrics_published_fires if {

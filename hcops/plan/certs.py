@@ -64,13 +64,9 @@ def tls_enabled(plan: NetworkPlan) -> bool:
     return bool(plan.consortium.spec.network.rpc.tls)
 
 
-def kubernetes_namespace(plan: NetworkPlan) -> str:
-    return plan.consortium.spec.provider.kubernetes.namespace or plan.name
-
-
 def rpc_names(plan: NetworkPlan, node: NodePlan) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(DNS names, IP addresses) by which ``node``'s RPC is reached, in a fixed order."""
-    name, ns = node.name, kubernetes_namespace(plan)
+    name, ns = node.name, plan.kube_namespace(node)
     pod = f"{name}-0"
     dns = (
         name,  # Docker hostname and network alias

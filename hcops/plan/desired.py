@@ -75,6 +75,17 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class KubeScope:
+    """Where some of a plan's nodes live on Kubernetes: one namespace, reached through one kube context
+    (None: the kubeconfig's current one), with the organizations and nodes placed there."""
+
+    context: str | None
+    namespace: str
+    organizations: tuple[str, ...]
+    nodes: tuple[NodePlan, ...]
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     """Everything a renderer or provider needs; holds public keys only."""
 
@@ -108,6 +119,36 @@ class NetworkPlan:
             if locked is not None and locked.p2p_address:
                 return locked.p2p_address
         return f"{node.docker_ip}:{cometbft.P2P_PORT}"
+
+    def kube_namespace(self, node: NodePlan) -> str:
+        """The Kubernetes namespace of a node: its organization's (``spec.organizations[].kubernetes``),
+        else the network's."""
+        return self.consortium.kube_place(node.node.org)[1]
+
+    def kube_scopes(self) -> tuple[KubeScope, ...]:
+        """This plan's nodes grouped by (context, namespace), in spec order: one scope unless organizations
+        declare places of their own."""
+        groups: dict[tuple[str | None, str], list[NodePlan]] = {}
+        for n in self.nodes:
+            groups.setdefault(self.consortium.kube_place(n.node.org), []).append(n)
+        if not groups:  # a network with no node still has its namespace
+            spec = self.consortium.spec.provider.kubernetes
+            return (KubeScope(spec.context, spec.namespace or self.name, (), ()),)
+        return tuple(KubeScope(ctx, ns, tuple(dict.fromkeys(n.node.org for n in nodes)), tuple(nodes))
+                     for (ctx, ns), nodes in groups.items())
+
+    def kube_namespaces(self) -> tuple[str, ...]:
+        """Every member's namespace (remote members' too), sorted."""
+        return tuple(sorted({self.kube_namespace(n) for n in self.members}))
+
+    def kube_peer_address(self, node: NodePlan) -> str:
+        """Where this plan's Kubernetes nodes dial ``node``: a remote member's node at the P2P address of
+        its join request (the lock file's), every other node at its pod's DNS name in its namespace."""
+        if self.lock is not None and self.organization is not None and node.node.org != self.organization:
+            locked = self.lock.node(node.name)
+            if locked is not None and locked.p2p_address:
+                return locked.p2p_address
+        return f"{cometbft.kube_host(node.name, self.kube_namespace(node))}:{cometbft.P2P_PORT}"
 
     @property
     def settings(self) -> Settings:
@@ -149,7 +190,7 @@ class NetworkPlan:
         """Where the other nodes dial ``node``, for the lock file (per provider)."""
         provider = self.consortium.spec.provider
         if provider.type == "kubernetes":
-            host = cometbft.kube_host(node.name, provider.kubernetes.namespace or self.name)
+            host = cometbft.kube_host(node.name, self.kube_namespace(node))
         elif provider.type == "ansible":
             host = node.name
         else:
@@ -207,7 +248,7 @@ class NetworkPlan:
     def docker_config(self, node: NodePlan) -> dict[str, Any]:
         return self.topology.docker_config(node)
 
-    def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
+    def kubernetes_config(self, node: NodePlan, namespace: str | None = None) -> dict[str, Any]:
         return self.topology.kubernetes_config(node, namespace)
 
     def host_config(self, node: NodePlan) -> dict[str, Any]:

@@ -86,12 +86,14 @@ class Topology:
         return cometbft.config(self.plan.consortium, node.node, peers,
                                external_address=f"{node.docker_ip}:{cometbft.P2P_PORT}")
 
-    def kubernetes_config(self, node: NodePlan, namespace: str) -> dict[str, Any]:
-        """Peers by headless-service DNS name."""
-        peers = [f"{p.keys.node_id}@{cometbft.kube_host(p.name, namespace)}:{cometbft.P2P_PORT}"
-                 for p in self.peers(node)]
+    def kubernetes_config(self, node: NodePlan, namespace: str | None = None) -> dict[str, Any]:
+        """Peers by headless-service DNS name, each in its own organization's namespace (another member's
+        node, with ``--org``, at the address its join request gave); ``namespace``: the node's, when the
+        caller knows it already."""
+        peers = [f"{p.keys.node_id}@{self.plan.kube_peer_address(p)}" for p in self.peers(node)]
+        own = namespace or self.plan.kube_namespace(node)
         return cometbft.config(self.plan.consortium, node.node, peers,
-                               external_address=f"{cometbft.kube_host(node.name, namespace)}:{cometbft.P2P_PORT}")
+                               external_address=f"{cometbft.kube_host(node.name, own)}:{cometbft.P2P_PORT}")
 
     def host_config(self, node: NodePlan) -> dict[str, Any]:
         """Peers by host name (= node name; the Ansible target)."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from hcops.plan.desired import NetworkPlan
 from hcops.render.base import Context, no_gc
 from hcops.render.docker import docker_compose, docker_containers
-from hcops.render.kubernetes import kubernetes_objects, namespace
+from hcops.render.kubernetes import kubernetes_objects
 from hcops.spec.types import ImageRef
 
 
@@ -49,7 +49,6 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
     c = plan.consortium
     ctx = Context(plan)
     docker_target = c.spec.provider.type == "docker"
-    ns = namespace(plan)
 
     validators: dict[str, int] = {}
     power: dict[str, int] = {}
@@ -63,7 +62,7 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
         if n.is_validator:
             validators[n.org] = validators.get(n.org, 0) + 1
             power[n.org] = power.get(n.org, 0) + n.power
-        config = ctx.docker_config(p) if docker_target else ctx.kubernetes_config(p, ns)
+        config = ctx.docker_config(p) if docker_target else ctx.kubernetes_config(p, plan.kube_namespace(p))
         nodes.append({
             "name": n.name, "org": n.org, "orgRole": n.org_role.value, "role": n.role.value, "power": n.power,
             "path": n.path, "image": n.image, "imageRef": _image_ref(n.image),

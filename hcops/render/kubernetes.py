@@ -1,12 +1,14 @@
-"""The kubernetes target: one namespace per network, one StatefulSet + headless Service + ConfigMap per node.
+"""The kubernetes target: one namespace per network (or per organization that declares its own,
+``spec.organizations[].kubernetes``), one StatefulSet + headless Service + ConfigMap per node.
 
 Files (``kubectl apply -f`` takes them in name order; the folder is not read recursively, so a plain
 ``kubectl apply -f kubernetes/`` never touches the key material):
 
     00-namespace.yaml          Namespace, Pod Security "restricted" enforced
-    10-network-policies.yaml   default deny, DNS, P2P within the network, RPC per spec.network.rpc.exposure
-    20-disruption-budget.yaml  PodDisruptionBudget of the validators
-    30-genesis.yaml            ConfigMap with genesis.json, shared by every node
+    10-network-policies.yaml   default deny, DNS, P2P within the network (and from the network's pods in the
+                               other members' namespaces), RPC per spec.network.rpc.exposure
+    20-disruption-budget.yaml  PodDisruptionBudget of the validators (one per namespace)
+    30-genesis.yaml            ConfigMap with genesis.json, shared by every node of the namespace
     50-node-<node>.yaml        per node: ConfigMap (config.toml), Service, StatefulSet
     secrets/<node>.yaml        per node: Secret with node_key.json, a validator's priv_validator_key.json
                                and, with TLS, the RPC's key, certificate and the network CA (0600)
@@ -26,7 +28,7 @@ import functools
 from typing import Any
 
 from hcops.plan import cometbft
-from hcops.plan.desired import NetworkPlan, NodePlan
+from hcops.plan.desired import KubeScope, NetworkPlan, NodePlan
 from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
 from hcops.render import toml
 from hcops.render.base import NODE_UID, Context, TargetOutput, template, to_json, to_yaml
@@ -114,12 +116,17 @@ def max_unavailable_validators(powers: list[int]) -> int:
 
 
 class _Objects:
-    def __init__(self, ctx: Context) -> None:
+    """The objects of one namespace (``KubeScope``): by default the network's only one."""
+
+    def __init__(self, ctx: Context, scope: KubeScope | None = None) -> None:
         plan = ctx.plan
         self.ctx = ctx
         self.plan = plan
         self.topology = ctx.topology
-        self.ns = namespace(plan)
+        self.scope = scope or plan.kube_scopes()[0]
+        self.ns = self.scope.namespace
+        # The other members' namespaces: P2P (and internal RPC) from their nodes is allowed in, and out to them.
+        self.others = tuple(ns for ns in plan.kube_namespaces() if ns != self.ns)
         self.network = plan.name
         # The spec hash goes on the Namespace only: on every object, any spec change would rewrite them all.
         self.annotations = {"hcops.spec-hash": ctx.spec_hash}
@@ -165,7 +172,8 @@ class _Objects:
 
         p2p = [{"port": cometbft.P2P_PORT, "protocol": "TCP"}]
         rpc = [{"port": cometbft.RPC_PORT, "protocol": "TCP"}]
-        pods = {"podSelector": self.network_pods()}
+        pods: dict[str, Any] = {"podSelector": self.network_pods()}
+        peers = [pods, *self.member_pods()]
         out = [
             policy("hcops-default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
             policy("hcops-allow-dns", {
@@ -176,24 +184,36 @@ class _Objects:
                               {"port": DNS_PORT, "protocol": "TCP"}]}]}),
             policy("hcops-allow-p2p", {
                 "podSelector": self.network_pods(), "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [pods], "ports": p2p}], "egress": [{"to": [pods], "ports": p2p}]}),
+                "ingress": [{"from": peers, "ports": p2p}], "egress": [{"to": peers, "ports": p2p}]}),
         ]
         if self.exposure is Exposure.host:
             return out  # RPC only through `kubectl port-forward`
         ingress: dict[str, Any] = {"ports": rpc}
         if self.exposure is Exposure.internal:
-            ingress["from"] = [pods]
+            ingress["from"] = peers
         elif self.exposure is Exposure.consortium:
             members = {"namespaceSelector": {"matchLabels": {"hcops.consortium": self.network}}}
             ingress["from"] = [pods, members]
         # public: no "from", any source
         out.append(policy("hcops-allow-rpc", {
             "podSelector": self.network_pods(), "policyTypes": ["Ingress", "Egress"],
-            "ingress": [ingress], "egress": [{"to": [pods], "ports": rpc}]}))
+            "ingress": [ingress], "egress": [{"to": peers, "ports": rpc}]}))
         return out
 
+    def member_pods(self) -> list[dict[str, Any]]:
+        """The network's pods in the other members' namespaces: namespaces that carry the consortium label
+        hcops puts on its own and whose (API-server-set, unforgeable) name is one of the members'; the pod
+        selector and namespace selector in one entry, so both must match. None with one namespace."""
+        if not self.others:
+            return []
+        return [{"namespaceSelector": {
+                    "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                          "values": list(self.others)}],
+                    "matchLabels": {"hcops.consortium": self.network}},
+                 "podSelector": self.network_pods()}]
+
     def disruption_budget(self) -> dict[str, Any]:
-        powers = [p.node.power for p in self.plan.nodes if p.node.is_validator]
+        powers = [p.node.power for p in self.scope.nodes if p.node.is_validator]
         return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                 "metadata": self.meta("hcops-validators"),
                 "spec": {"maxUnavailable": max_unavailable_validators(powers),
@@ -299,15 +319,19 @@ def copy_resources(resources: dict[str, dict[str, str]]) -> dict[str, dict[str, 
     return {k: dict(v) for k, v in resources.items()}
 
 
-def kubernetes_objects(plan: NetworkPlan, *, secrets: bool = False,
-                       ctx: Context | None = None) -> list[dict[str, Any]]:
-    """Every rendered object in apply order; Secrets (key material) only when asked for."""
-    b = _Objects(ctx or Context(plan))
-    out = b.shared()
-    for node in plan.nodes:
-        out += b.node_objects(node)
-        if secrets:
-            out.append(b.secret(node))
+def kubernetes_objects(plan: NetworkPlan, *, secrets: bool = False, ctx: Context | None = None,
+                       scope: KubeScope | None = None) -> list[dict[str, Any]]:
+    """Every rendered object in apply order, namespace by namespace; Secrets (key material) only when asked
+    for. ``scope``: that namespace's objects only."""
+    ctx = ctx or Context(plan)
+    out: list[dict[str, Any]] = []
+    for s in (scope,) if scope is not None else plan.kube_scopes():
+        b = _Objects(ctx, s)
+        out += b.shared()
+        for node in s.nodes:
+            out += b.node_objects(node)
+            if secrets:
+                out.append(b.secret(node))
     return out
 
 
@@ -336,30 +360,36 @@ def render(ctx: Context) -> TargetOutput:
     from hcops.render.templating import header  # jinja2 loads for renders only, not for the policy input
 
     plan = ctx.plan
-    b = _Objects(ctx)
+    scopes = [_Objects(ctx, s) for s in plan.kube_scopes()]
+    b = scopes[0]
+    names = ", ".join(o.ns for o in scopes)
     out = TargetOutput("kubernetes")
     head = functools.partial(header, ctx)
+    objects = template(ctx, "kubernetes/objects.yaml.j2")
 
-    out.text("00-namespace.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
-        header=head(f"Namespace {b.ns} of the {plan.name} consortium network."), objects=[b.namespace()]))
-    out.text("10-network-policies.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
-        header=head(f"Network policies: deny by default; P2P within the network; RPC exposure "
-                    f"{b.exposure.value}."), objects=b.network_policies()))
-    out.text("20-disruption-budget.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
+    what = f"Namespace {names}" if len(scopes) == 1 else f"Namespaces {names} (one per organization)"
+    out.text("00-namespace.yaml", objects.render(
+        header=head(f"{what} of the {plan.name} consortium network."), objects=[o.namespace() for o in scopes]))
+    within = "within the network" if len(scopes) == 1 else "within the network, across the members' namespaces"
+    out.text("10-network-policies.yaml", objects.render(
+        header=head(f"Network policies: deny by default; P2P {within}; RPC exposure "
+                    f"{b.exposure.value}."), objects=[p for o in scopes for p in o.network_policies()]))
+    out.text("20-disruption-budget.yaml", objects.render(
         header=head("At most this many validators may be evicted at once (they keep > 2/3 of the power)."),
-        objects=[b.disruption_budget()]))
-    out.text("30-genesis.yaml", template(ctx, "kubernetes/objects.yaml.j2").render(
-        header=head("The chain's genesis, mounted into every node."), objects=[b.genesis_map()]))
+        objects=[o.disruption_budget() for o in scopes]))
+    out.text("30-genesis.yaml", objects.render(
+        header=head("The chain's genesis, mounted into every node."), objects=[o.genesis_map() for o in scopes]))
     node_tpl = template(ctx, "kubernetes/node.yaml.j2")
     secret_tpl = template(ctx, "kubernetes/secret.yaml.j2")
     k = _template_constants(b)
-    for node in plan.nodes:
-        out.text(f"50-node-{node.name}.yaml", node_tpl.render(
-            header=head(f"Node {node.name} ({node.node.role.value}, {node.node.org})."),
-            objects=b.node_objects(node), k=k))
-        out.private(f"secrets/{node.name}.yaml", secret_tpl.render(
-            header=head(f"KEY MATERIAL of node {node.name}: apply, never commit or share."),
-            secret=b.secret(node)).encode())
+    for o in scopes:
+        for node in o.scope.nodes:
+            out.text(f"50-node-{node.name}.yaml", node_tpl.render(
+                header=head(f"Node {node.name} ({node.node.role.value}, {node.node.org})."),
+                objects=o.node_objects(node), k=k))
+            out.private(f"secrets/{node.name}.yaml", secret_tpl.render(
+                header=head(f"KEY MATERIAL of node {node.name}: apply, never commit or share."),
+                secret=o.secret(node)).encode())
     out.private("secrets/README.txt", template(ctx, "kubernetes/secrets-README.txt.j2").render(
-        network=plan.name, namespace=b.ns).encode())
+        network=plan.name, namespace=names).encode())
     return out

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from hcops.spec.diagnostics import quote
 from hcops.spec.providers.ansible import AnsibleSettings
 from hcops.spec.providers.docker import DockerSettings
-from hcops.spec.providers.kubernetes import KubernetesSettings
+from hcops.spec.providers.kubernetes import KubernetesSettings, OrganizationKubernetes
 from hcops.spec.types import ChainId, Cpu, Duration, Image, Matching, Memory, Name, Origin, PositiveInt, Text
 
 API_VERSION = "hcops/v1alpha1"
@@ -122,6 +122,15 @@ class Organization(Model):
     baa: Baa | None = None
     contact: Contact | None = None
     nodes: tuple[Node, ...] = ()
+    kubernetes: OrganizationKubernetes | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_kubernetes(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # As spec.tier: an organization that declares no place keeps the spec hash it had before the field.
+        data = handler(self)
+        if self.kubernetes is None and isinstance(data, dict):
+            data.pop("kubernetes", None)
+        return data
 
 
 class Rpc(Model):
@@ -257,6 +266,14 @@ class Consortium(Model):
     @property
     def validators(self) -> tuple[ResolvedNode, ...]:
         return tuple(n for n in self.nodes if n.is_validator)
+
+    def kube_place(self, org: str) -> tuple[str | None, str]:
+        """(kubeconfig context, namespace) of an organization's nodes on Kubernetes: its own when
+        ``spec.organizations[].kubernetes`` says so, else the network's."""
+        k = self.spec.provider.kubernetes
+        own = next((o.kubernetes for o in self.spec.organizations if o.name == org), None)
+        context = (own.context if own is not None else None) or k.context
+        return context, (own.namespace if own is not None else None) or k.namespace or self.name
 
     def node(self, name: str) -> ResolvedNode:
         for n in self.nodes:

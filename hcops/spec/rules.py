@@ -106,7 +106,21 @@ def _subnet(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
                     f"the broadcast address), subnet {subnet} has {size}")
 
 
+def _kube_places(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
+    """An organization that declares a namespace of its own must not share it (in the same kube context)
+    with another organization: its ``apply --org`` and ``destroy --org`` own everything in it."""
+    places = {o.name: c.kube_place(o.name) for o in c.spec.organizations if o.nodes}
+    for oi, org in enumerate(c.spec.organizations):
+        if org.kubernetes is None or org.kubernetes.namespace is None or not org.nodes:
+            continue
+        shared = [o for o, place in places.items() if o != org.name and place == places[org.name]]
+        if shared:
+            yield _diag(sources, f"spec.organizations[{oi}].kubernetes.namespace",
+                        f'namespace "{org.kubernetes.namespace}" is also where organization(s) {", ".join(shared)} '
+                        "run their nodes (in the same kube context); give each organization a namespace of its own")
+
+
 def check(c: Consortium, sources: SourceMap, environment: str | None) -> list[Diagnostic]:
     tier = effective_tier(c.spec.tier, environment)
     return [*_names(c, sources), *_powers(c, sources), *_consensus(c, sources, tier),
-            *_ports(c, sources), *_subnet(c, sources)]
+            *_ports(c, sources), *_subnet(c, sources), *_kube_places(c, sources)]

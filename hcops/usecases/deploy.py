@@ -13,8 +13,9 @@ match the lock, and infrastructure that holds another identity or chain (``State
 With ``organization`` (``--org NAME``) each use case works on that member's share of a consortium only
 (``hcops.plan.desired``): its nodes, its keys, its containers; the other members' nodes are remote peers
 known from the lock file, which such an apply reads and never writes (it is the consortium's record, changed
-by the genesis ceremony and by validator-set changes, which ``--org`` does not carry out yet). Only the Docker
-provider supports it so far.
+by the genesis ceremony and by validator-set changes, which ``--org`` does not carry out yet). The Docker and
+Kubernetes providers support it; on Kubernetes the organization needs a namespace of its own
+(``spec.organizations[].kubernetes``), which its apply and destroy own, reached through its own kube context.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class DestroyOutcome:
     removed_lock: Path | None = None  # the lock file of a chain whose data is gone
 
 
-ORG_PROVIDERS = ("docker",)
+ORG_PROVIDERS = ("docker", "kubernetes")
 
 
 def load_plan(spec_file: Path, environment: str | None, state_dir: Path | None, *,
@@ -116,7 +117,18 @@ def check_org_provider(p: NetworkPlan) -> None:
     kind = p.consortium.spec.provider.type
     if p.organization is not None and kind not in ORG_PROVIDERS:
         raise InvalidInput(f"--org is not supported by the {kind} provider yet (only: {', '.join(ORG_PROVIDERS)})",
-                           hint="apply the whole network from one state folder, or deploy with the docker provider")
+                           hint="apply the whole network from one state folder, or deploy with the docker or "
+                                "kubernetes provider")
+    if p.organization is not None and kind == "kubernetes":
+        context, ns = p.consortium.kube_place(p.organization)
+        shared = sorted({n.node.org for n in p.members if n.node.org != p.organization
+                         and p.consortium.kube_place(n.node.org) == (context, ns)})
+        if shared:  # its apply and destroy own the namespace's objects (budget, policies, the namespace itself)
+            index = next(i for i, o in enumerate(p.consortium.spec.organizations) if o.name == p.organization)
+            raise InvalidInput(f"--org {p.organization} on Kubernetes needs a namespace of its own; namespace {ns} "
+                               f"also holds the nodes of {', '.join(shared)}",
+                               hint=f"declare spec.organizations[{index}].kubernetes: {{namespace: NAME, "
+                                    "context: CONTEXT}} for each organization")
 
 
 def check_org_membership(p: NetworkPlan) -> None:

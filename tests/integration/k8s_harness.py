@@ -214,6 +214,28 @@ def write_kubeconfig(path: Path, server: str, ca: Path, token: str, *, context: 
     return path
 
 
+def write_contexts(path: Path, cluster: KubeCluster, namespaces: dict[str, str], *, current: str) -> Path:
+    """A kubeconfig with one context per entry of ``namespaces`` (context -> its default namespace), each
+    with a user of its own name (the admin token: the test cluster has one identity), as organizations
+    keep them side by side; ``current`` is a context whose server answers nothing (port 9 on 127.0.0.1),
+    so that a command that would fall back to the current context fails instead of passing by luck."""
+    ca = str(cluster.credentials.ca_cert)
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current,
+        "clusters": [{"name": "cluster", "cluster": {"server": cluster.server, "certificate-authority": ca}},
+                     {"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9", "certificate-authority": ca}}],
+        "users": [{"name": f"{c}-user", "user": {"token": cluster.token}} for c in [*namespaces, current]],
+        "contexts": [*({"name": c, "context": {"cluster": "cluster", "user": f"{c}-user", "namespace": ns}}
+                       for c, ns in namespaces.items()),
+                     {"name": current, "context": {"cluster": "nowhere", "user": f"{current}-user"}}],
+    }
+    path.write_text(json.dumps(doc, indent=2))  # JSON is YAML
+    path.chmod(0o600)
+    return path
+
+
 # ------------------------------------------------------------------ processes
 @dataclass
 class Process:
@@ -530,7 +552,8 @@ class KubeNetwork:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "COLUMNS": "200"}
 
-    def hcops(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def hcops(self, *argv: str, timeout: float = 300, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
         cmd = [
             sys.executable,
             "-m",
@@ -545,7 +568,7 @@ class KubeNetwork:
             *argv[1:],
         ]
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, env=self.env()
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, env={**self.env(), **(env or {})}
         )
 
 

@@ -16,7 +16,15 @@ from hcops.providers.kubernetes.api import KubeApi, Ref
 from hcops.providers.kubernetes.connect import connect
 from hcops.providers.kubernetes.objects import desired, selector_string
 from hcops.providers.kubernetes.provider import KubernetesProvider
-from tests.integration.k8s_harness import KubeCluster, KubeNetwork, cleanup, shared_cluster, unique_name
+from tests.integration.k8s_harness import (
+    KubeCluster,
+    KubeNetwork,
+    cleanup,
+    leftovers,
+    shared_cluster,
+    unique_name,
+    write_contexts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +208,40 @@ def test_cli_plan_apply_status_destroy_select_the_kubernetes_provider(net: KubeN
     destroyed = net.hcops("destroy", "--prune-volumes")
     assert destroyed.returncode == 0, destroyed.stderr
     assert "StatefulSet" in destroyed.stdout
+
+
+def test_a_whole_network_goes_to_each_organizations_namespace_through_its_context(
+    kube: KubeCluster, net: KubeNetwork
+) -> None:
+    """No --org: one apply places each organization's nodes in its namespace, through its own context (the
+    kubeconfig's current context answers nothing); plan, status and destroy go through the same contexts."""
+    orgs = {"st-mary-hospital": "stmary", "northside-clinic": "northside", "bluecross-payer": "bluecross",
+            "cityrx-pharmacy": "cityrx", "state-health-dept": "state"}
+    ns = {org: f"{net.name}-{short}" for org, short in orgs.items()}
+    config = write_contexts(net.root / "orgs.kubeconfig", kube, {f"{s}-admin": ns[o] for o, s in orgs.items()},
+                            current="nowhere")
+    net.write("  organizations:", *(f"    - {{name: {o}, kubernetes: {{namespace: {ns[o]}, context: {s}-admin}}}}"
+                                    for o, s in orgs.items()))
+    env = {"KUBECONFIG": str(config)}
+
+    def run(*argv: str) -> str:
+        proc = net.hcops(*argv, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    try:
+        assert json.loads(run("apply", "--yes", "--output", "json"))["changed"] is True
+        assert json.loads(run("apply", "--yes", "--output", "json"))["changed"] is False
+        api = KubeApi(connect(kube.context, kube.kubeconfig))
+        for org, namespace in ns.items():
+            sets = api.list("apps/v1", "StatefulSet", namespace, selector=f"hcops.network={net.name}")
+            assert {s["metadata"]["labels"]["hcops.org"] for s in sets} == {org}
+        status = json.loads(run("status", "--output", "json"))
+        assert [n["name"] for n in status["nodes"]] == [n.name for n in net.plan().nodes]
+        assert all(n["present"] for n in status["nodes"]) and status["facts"]["drift"] == []
+        assert sorted(status["facts"]["namespaces"]) == sorted(ns.values())
+        run("destroy", "--prune-volumes")
+        assert leftovers(kube, net.name) == []
+    finally:
+        for namespace in ns.values():
+            cleanup(kube, namespace)

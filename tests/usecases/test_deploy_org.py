@@ -68,11 +68,29 @@ def test_a_validator_set_change_is_refused_with_org(spec_dir: SpecDir, tmp_path:
     assert fake.applied == []
 
 
-def test_org_is_docker_only(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvider, assembled: Path) -> None:
+def test_org_needs_a_provider_that_supports_it(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvider,
+                                               assembled: Path) -> None:
+    text = spec_dir.spec.read_text().replace("  organizations:", "  provider: {type: ansible}\n  organizations:")
+    spec_dir.spec.write_text(text)
+    with pytest.raises(InvalidInput, match="not supported by the ansible provider"):
+        deploy.status(spec_dir.spec, None, tmp_path / "state-org-a", organization="org-a")
+
+
+def test_org_on_kubernetes_needs_a_namespace_of_its_own(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvider,
+                                                       assembled: Path) -> None:
     text = spec_dir.spec.read_text().replace("  organizations:", "  provider: {type: kubernetes}\n  organizations:")
     spec_dir.spec.write_text(text)
-    with pytest.raises(InvalidInput, match="not supported by the kubernetes provider"):
-        deploy.status(spec_dir.spec, None, tmp_path / "state-org-a", organization="org-a")
+    with pytest.raises(InvalidInput, match="needs a namespace of its own; namespace small-net also holds the nodes "
+                                           "of org-b, org-c, org-d") as err:
+        deploy.apply(spec_dir.spec, None, tmp_path / "state-org-a", organization="org-a")
+    assert "spec.organizations[0].kubernetes" in (err.value.hint or "")
+    assert fake.applied == []
+    # With a namespace of its own (the others share the network's), org-a's share is planned.
+    spec_dir.spec.write_text(text.replace("      role: provider\n",
+                                          "      role: provider\n      kubernetes: {namespace: org-a-ns}\n", 1))
+    out = deploy.status(spec_dir.spec, None, tmp_path / "state-org-a", organization="org-a")
+    assert [n.name for n in out.plan.nodes] == ["a-val-0"]
+    assert [(s.namespace, s.organizations) for s in out.plan.kube_scopes()] == [("org-a-ns", ("org-a",))]
 
 
 def test_cli_org_option(spec_dir: SpecDir, tmp_path: Path, fake: FakeProvider,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from hcops.errors import EnvironmentProblem
+from hcops.errors import EnvironmentProblem, InvalidInput
 from hcops.plan import cometbft
 from hcops.plan.desired import NetworkPlan, NodePlan
 from hcops.providers.kubernetes.api import ApiError, KubeApi, Obj, Ref
@@ -55,6 +55,12 @@ class KubernetesBackend:
         self._objects: list[Obj] | None = None
         from hcops.render.kubernetes import namespace
 
+        if len(plan.kube_scopes()) > 1:
+            raise InvalidInput(
+                "backups on Kubernetes work within one namespace for now; the organizations of "
+                f"{plan.name} declare namespaces of their own ("
+                + ", ".join(s.namespace for s in plan.kube_scopes()) + ")",
+                hint="back up each organization's nodes with its own spec, or with the docker provider")
         self.namespace = namespace(plan)
 
     @property

@@ -34,7 +34,9 @@ def connect(context: str | None = None, kubeconfig: Path | None = None, settings
             )
         except (ConfigException, OSError, ValueError, KeyError) as exc:
             raise EnvironmentProblem(
-                f"kubeconfig {path}: {exc}", hint="set provider.kubernetes.context to one of its contexts"
+                f"kubeconfig {path}: {exc}",
+                hint="set provider.kubernetes.context (or an organization's "
+                     "spec.organizations[].kubernetes.context) to one of its contexts",
             ) from None
     if context:
         raise EnvironmentProblem(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hcops.errors import InternalError
-from hcops.plan.desired import NetworkPlan
+from hcops.plan.desired import KubeScope, NetworkPlan
 from hcops.providers.kubernetes.api import FIELD_MANAGER, KubeApi, Obj, Ref
 
 KIND_ORDER = (
@@ -76,6 +76,8 @@ class Desired:
     objects: tuple[Obj, ...]
     selector: Mapping[str, str]  # labels every object of the network carries
     nodes: frozenset[str]
+    # The other members' namespaces: they carry the network's labels too, but are not this scope's to change.
+    foreign: frozenset[str] = frozenset()
 
     @property
     def refs(self) -> dict[Ref, Obj]:
@@ -97,17 +99,20 @@ class Desired:
         return list(seen)
 
 
-def desired(plan: NetworkPlan) -> Desired:
+def desired(plan: NetworkPlan, scope: KubeScope | None = None) -> Desired:
+    """The objects of one namespace of the plan (``scope``; default: the first, the only one unless
+    organizations declare namespaces of their own)."""
     from hcops.render.kubernetes import kubernetes_objects  # late: render imports the providers' settings
 
-    objects = [_without_spec_hash(o) for o in kubernetes_objects(plan, secrets=True)]
+    scope = scope or plan.kube_scopes()[0]
+    objects = [_without_spec_hash(o) for o in kubernetes_objects(plan, secrets=True, scope=scope)]
     if not objects:
         raise InternalError("the Kubernetes renderer produced no objects")
     ns_objs = [o for o in objects if o.get("kind") == "Namespace"]
     namespace = (
         str(ns_objs[0]["metadata"]["name"])
         if ns_objs
-        else plan.consortium.spec.provider.kubernetes.namespace or plan.name
+        else scope.namespace
     )
     common = _common_labels(objects)
     if not common:
@@ -120,7 +125,8 @@ def desired(plan: NetworkPlan) -> Desired:
         namespace=namespace,
         objects=tuple(objects),
         selector=common,
-        nodes=frozenset(n.name for n in plan.nodes),
+        nodes=frozenset(n.name for n in scope.nodes),
+        foreign=frozenset(plan.kube_namespaces()) - {namespace},
     )
 
 
@@ -167,6 +173,8 @@ def read_live(api: KubeApi, want: Desired) -> Live:
     for api_version, kind in want.kinds():
         ns = None if kind in CLUSTER_SCOPED else want.namespace
         for obj in api.list(api_version, kind, ns, selector=sel):
+            if kind == "Namespace" and (obj.get("metadata") or {}).get("name") in want.foreign:
+                continue  # another member's
             found[Ref.of(obj)] = obj
     return Live(found)
 

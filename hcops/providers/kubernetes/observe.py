@@ -95,6 +95,8 @@ def observe(api: KubeApi, plan: NetworkPlan, want: Desired, live: Live, *, detai
     drifted = drift(api, want, live) if detail else []
     nodes = []
     for n in plan.nodes:
+        if n.name not in want.nodes:
+            continue  # in another namespace (scope) of the plan
         sts = statefulset_of(want, n.name)
         present = sts is not None and live.get(Ref.of(sts)) is not None
         pod = pods.get(n.name) or PodState(n.name, None, "absent", False, None, 0)
@@ -165,3 +167,23 @@ def _rbac(api: KubeApi, want: Desired, live: Live) -> list[dict[str, Any]]:
         except HcopsError as exc:
             out.append({"serviceAccount": account, "error": exc.message, "minimal": None})
     return out
+
+
+def merge(plan: NetworkPlan, parts: list[Observation]) -> Observation:
+    """The observations of a plan's namespaces as one: nodes in spec order, per-node and per-object facts
+    joined; the namespace's Pod Security level the weakest of them (an audit judges the network by it)."""
+    if len(parts) == 1:
+        return parts[0]
+    order = {n.name: i for i, n in enumerate(plan.nodes)}
+    nodes = sorted((n for o in parts for n in o.nodes), key=lambda n: order.get(n.name, len(order)))
+    facts: dict[str, Any] = dict(parts[0].facts)
+    facts["namespaces"] = [o.facts.get("namespace") for o in parts]
+    facts["objects"] = sum(int(o.facts.get("objects") or 0) for o in parts)
+    if "drift" in facts:
+        facts["drift"] = [d for o in parts for d in o.facts.get("drift") or ()]
+        facts["rbac"] = [r for o in parts for r in o.facts.get("rbac") or ()]
+        facts["storage"] = {k: v for o in parts for k, v in (o.facts.get("storage") or {}).items()}
+        levels = [o.facts.get("podSecurity") for o in parts]
+        facts["podSecurity"] = next((lv for lv in levels if lv != "restricted"), "restricted")
+    return Observation(network=plan.name, nodes=tuple(nodes),
+                       undeclared=tuple(u for o in parts for u in o.undeclared), facts=facts)

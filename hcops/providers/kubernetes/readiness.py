@@ -14,7 +14,7 @@ from hcops.progress import Reporter
 from hcops.providers.kubernetes.api import KubeApi, Obj
 from hcops.providers.kubernetes.objects import Desired, selector_string
 from hcops.providers.kubernetes.rpc import ProxiedRpc, pod_tls
-from hcops.providers.readiness import Deadline, NotReady, Progress, Source, signed_blocks
+from hcops.providers.readiness import SIGNED_TASK, Deadline, NotReady, Progress, Source, signed_blocks
 
 POLL = 1.0
 EVENTS_PER_OBJECT = 4
@@ -179,10 +179,13 @@ class Waiter:
 
         return self.deadline.poll(attempt, POLL, timed_out)
 
-    def signed_blocks(self, states: Mapping[str, PodState], min_blocks: int) -> int:
-        """Wait until ``min_blocks`` commits carry every validator's signature, read through the API server
-        from the first pod that answers, validators first; the latest height."""
-        validators = {n.name: n.keys.validator_address for n in self.plan.nodes if n.node.is_validator}
+    def signed_blocks(self, states: Mapping[str, PodState], min_blocks: int, *,
+                      validators: Mapping[str, str] | None = None, since: int = 1, task: str = SIGNED_TASK) -> int:
+        """Wait until ``min_blocks`` commits carry the signature of every validator (of the plan's nodes, or
+        ``validators``: name -> address), read through the API server from the first of ``states``' pods
+        that answers, validators first; the latest height."""
+        if validators is None:
+            validators = {n.name: n.keys.validator_address for n in self.plan.nodes if n.node.is_validator}
         ns = self.want.namespace
         rpcs = {n: ProxiedRpc(self.api, ns, s.name, tls=pod_tls(self.plan, n, ns)) for n, s in states.items()
                 if s.name}
@@ -191,9 +194,10 @@ class Waiter:
 
         def timed_out() -> NotReady:
             return NotReady(
-                f"timed out after {self.timeout:g} s waiting for {min_blocks} blocks signed by "
-                f"every validator ({progress.signed} so far; last: {progress.last})"
+                f"timed out after {self.timeout:g} s waiting for {min_blocks} {task} "
+                f"({progress.signed} so far; last: {progress.last})"
             )
 
         return signed_blocks(lambda: sources, validators, min_blocks, deadline=self.deadline,
-                             reporter=self.reporter, timed_out=timed_out, progress=progress, interval=POLL / 2)
+                             reporter=self.reporter, timed_out=timed_out, progress=progress, interval=POLL / 2,
+                             since=since, task=task)

@@ -33,3 +33,16 @@ class KubernetesSettings(BaseModel):
         "behind hcops' back, and reports each one; false: fail instead. Fields owned by another "
         "server-side-apply manager always fail the apply (never overwritten).",
     )
+
+
+class OrganizationKubernetes(BaseModel):
+    """Where one organization's nodes live on Kubernetes (``spec.organizations[].kubernetes``): its own
+    namespace, reached through its own kubeconfig context, so that no one switches contexts by hand."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: Name | None = Field(None, description="The organization's namespace; default: the network's "
+                                   "(spec.provider.kubernetes.namespace, else metadata.name).")
+    context: Annotated[str, Text(1, 253)] | None = Field(
+        None, description="kubeconfig context hcops uses for this organization's objects; default: "
+        "spec.provider.kubernetes.context.")
