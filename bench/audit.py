@@ -10,6 +10,7 @@
    with `hcops audit --watch --interval 5s` running.
 
 Usage: python bench/audit.py [--sizes 4,8,16,32] [--block-interval 3s] [--window 60] [--json FILE]
+                             [--tls] [--runs 3] [--phase commit|random]
 Needs the Docker engine and the node image (scripts/bootstrap docker image). Everything it creates is
 removed at the end.
 
@@ -164,13 +165,22 @@ def feed(net: Network, count: int = TXS_PER_SWEEP, timeout: float = 30.0) -> Non
     rpc.close()
 
 
-def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
+def seconds(interval: str) -> float:
+    return float(interval[:-2]) / 1000 if interval.endswith("ms") else float(interval.rstrip("s"))
+
+
+def sweep_times(net: Network, runs: int = 3, phase: str = "random", interval: float = 3.0) -> dict[str, Any]:
+    """``phase``: when a measured sweep starts after its transactions' block is committed. ``commit``: at
+    once, in the burst of work every node does on a new block (the sweep waits longest for a CPU then);
+    ``random``: after a uniform random part of the block interval, as a watch on its own timer lands."""
     auditor = make_auditor(net.spec, AuditOptions(state_dir=net.state, audit_db=net.root / "bench-audit.db"))
     try:
         auditor.run()  # warm-up: loads the policies, opens connections, verifies the log, reads the chain so far
         sweeps = []
         for _ in range(runs):
             feed(net)
+            if phase == "random":
+                time.sleep(random.uniform(0, interval))
             sweeps.append(auditor.run())
         high = sorted({f.id for f in sweeps[-1].report.findings if f.severity == "high"})
 
@@ -189,6 +199,9 @@ def sweep_times(net: Network, runs: int = 3) -> dict[str, Any]:
             "evaluate_s": med("evaluate"),
             "record_s": med("record"),
             "runs": runs,
+            "phase": phase,
+            "sweep_range_s": [round(min(sum(s.phases.values()) for s in sweeps), 3),
+                              round(max(sum(s.phases.values()) for s in sweeps), 3)],
             "high_findings": high,
             "tls_verified_nodes": sum(
                 1
@@ -256,6 +269,10 @@ def main() -> None:
         help="RPC over TLS (network.rpc.tls: true): the sweep measures "
         "every node's handshake against the network CA and that plain HTTP is refused",
     )
+    ap.add_argument("--runs", type=int, default=3, help="measured sweeps per size (the median is reported)")
+    ap.add_argument("--phase", choices=("commit", "random"), default="commit",
+                    help="start each measured sweep right after a block commit, or at a random point of the "
+                         "block interval")
     args = ap.parse_args()
     limit = neighbour_limit()
     results: dict[str, Any] = {
@@ -277,11 +294,13 @@ def main() -> None:
                 )
             try:
                 up = net.up()
-                row = sweep_times(net)
+                row = sweep_times(net, args.runs, args.phase, seconds(args.block_interval))
                 row["apply_s"] = round(up, 1)
                 row["arp_entries_over_limit"] = bool(limit is not None and n * (n + 1) > limit)
                 print(
-                    f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (observe {row['observe_s']:.3f} s, "
+                    f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (range {row['sweep_range_s'][0]:.3f}-"
+                    f"{row['sweep_range_s'][1]:.3f} s, {row['runs']} sweeps, phase {row['phase']}; "
+                    f"observe {row['observe_s']:.3f} s, "
                     f"phi {row['phi_s']:.3f} s for {row['phi_blocks']} blocks / {row['phi_txs']} txs, "
                     f"evaluate {row['evaluate_s']:.3f} s, record {row['record_s']:.3f} s), "
                     f"TLS verified on {row['tls_verified_nodes']}/{n} nodes, "
