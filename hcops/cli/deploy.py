@@ -34,7 +34,7 @@ CHANGE_COLUMNS = ["action", "kind", "name", "node", "changed fields"]
 org_option = click.option(
     "--org", "organization", default=None, metavar="NAME",
     help="Only this organization's nodes (its own state folder and keys); the other members' nodes are remote "
-         "peers from the lock file. Needs the lock file of the genesis ceremony (docker provider).")
+         "peers from the lock file. Needs the lock file of the genesis ceremony (docker and kubernetes providers).")
 
 
 def _change_rows(changes: Iterable[Change]) -> list[list[Any]]:
