@@ -32,6 +32,7 @@ from hcops.plan.desired import KubeScope, NetworkPlan, NodePlan
 from hcops.plan.keys import NODE_KEY, PRIV_VALIDATOR_KEY
 from hcops.render import toml
 from hcops.render.base import NODE_UID, Context, TargetOutput, template, to_json, to_yaml
+from hcops.render.budgets import max_unavailable_validators, namespace_budgets
 from hcops.render.docker import PLACEHOLDER_KEY
 from hcops.spec.models import Exposure
 
@@ -96,23 +97,6 @@ def _main_mounts(node: NodePlan, tls: bool) -> list[dict[str, Any]]:
 def probe_command(tls: bool) -> list[str]:
     """The health probe; with TLS it reads /status over HTTPS and verifies against the network CA."""
     return [PROBE, f"https://127.0.0.1:{cometbft.RPC_PORT}/status"] if tls else [PROBE]
-
-
-def max_unavailable_validators(powers: list[int]) -> int:
-    """How many validators may be down at once with the rest still holding > 2/3 of the voting power.
-
-    Counted against the strongest validators, so it holds whichever ones are evicted; with equal powers it
-    is floor((n - 1) / 3). When that is 0 (fewer than 4 validators, dev networks only) this returns 1: a
-    budget of 0 would block every node drain forever, and the chain only pauses until the pod is back.
-    """
-    total = sum(powers)
-    down = tolerated = 0
-    for power in sorted(powers, reverse=True):
-        down += power
-        if 3 * down >= total:
-            break
-        tolerated += 1
-    return max(tolerated, 1)
 
 
 class _Objects:
@@ -213,10 +197,14 @@ class _Objects:
                  "podSelector": self.network_pods()}]
 
     def disruption_budget(self) -> dict[str, Any]:
-        powers = [p.node.power for p in self.scope.nodes if p.node.is_validator]
+        if self.others:  # several namespaces: one share of the whole validator set's tolerance each
+            budget = namespace_budgets((self.plan.kube_namespace(p), p.node.power) for p in self.plan.members
+                                       if p.node.is_validator).get(self.scope.namespace, 0)
+        else:
+            budget = max_unavailable_validators([p.node.power for p in self.scope.nodes if p.node.is_validator])
         return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                 "metadata": self.meta("hcops-validators"),
-                "spec": {"maxUnavailable": max_unavailable_validators(powers),
+                "spec": {"maxUnavailable": budget,
                          "selector": {"matchLabels": self.validator_pods()}}}
 
     def genesis_map(self) -> dict[str, Any]:

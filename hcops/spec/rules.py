@@ -107,17 +107,19 @@ def _subnet(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
 
 
 def _kube_places(c: Consortium, sources: SourceMap) -> Iterator[Diagnostic]:
-    """An organization that declares a namespace of its own must not share it (in the same kube context)
-    with another organization: its ``apply --org`` and ``destroy --org`` own everything in it."""
-    places = {o.name: c.kube_place(o.name) for o in c.spec.organizations if o.nodes}
+    """An organization that declares a place of its own must not share its namespace with another
+    organization, whatever the contexts (a context names credentials, not necessarily another cluster): its
+    ``apply --org`` and ``destroy --org`` own everything in it."""
+    places = {o.name: c.kube_place(o.name)[1] for o in c.spec.organizations if o.nodes}
     for oi, org in enumerate(c.spec.organizations):
-        if org.kubernetes is None or org.kubernetes.namespace is None or not org.nodes:
+        if org.kubernetes is None or not org.nodes:
             continue
-        shared = [o for o, place in places.items() if o != org.name and place == places[org.name]]
+        shared = [o for o, ns in places.items() if o != org.name and ns == places[org.name]]
         if shared:
-            yield _diag(sources, f"spec.organizations[{oi}].kubernetes.namespace",
-                        f'namespace "{org.kubernetes.namespace}" is also where organization(s) {", ".join(shared)} '
-                        "run their nodes (in the same kube context); give each organization a namespace of its own")
+            field = "namespace" if org.kubernetes.namespace is not None else "context"
+            yield _diag(sources, f"spec.organizations[{oi}].kubernetes.{field}",
+                        f'namespace "{places[org.name]}" is also where organization(s) {", ".join(shared)} '
+                        "run their nodes; give each organization a namespace of its own")
 
 
 def check(c: Consortium, sources: SourceMap, environment: str | None) -> list[Diagnostic]:

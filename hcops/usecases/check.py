@@ -92,7 +92,7 @@ def prepare(engine: Engine, options: CheckOptions, loaded: LoadedSpec, settings:
         check_user_policies(files)
         data = load_data_files(options.data_files)
         start(modules_of(files), data, sum(len(o.nodes) for o in loaded.consortium.spec.organizations))
-    except HcopsError:
+    except (HcopsError, OSError):
         return
 
 

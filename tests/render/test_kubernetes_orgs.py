@@ -49,9 +49,11 @@ def test_each_organization_gets_its_namespace_and_scope(spec_dir: SpecDir, tmp_p
         if o["kind"] in ("StatefulSet", "Secret", "Service", "ConfigMap") and "hcops.node" in o["metadata"]["labels"]:
             org = o["metadata"]["labels"]["hcops.org"]
             assert o["metadata"]["namespace"] == PLACES[org], o["metadata"]
-    # Each namespace has its own budget over its own validators, and its own genesis map.
+    # Each namespace has its own budget, handed out over the whole validator set (the budgets do not see each
+    # other: one validator of four may be evicted in the whole network, not one per namespace), and its own
+    # genesis map.
     budgets = {o["metadata"]["namespace"]: o["spec"]["maxUnavailable"] for o in by_kind(objects, "PodDisruptionBudget")}
-    assert budgets == {ns: 1 for ns in PLACES.values()}
+    assert sum(budgets.values()) == 1 and set(budgets) == set(PLACES.values())
     assert sorted(o["metadata"]["namespace"] for o in by_kind(objects, "ConfigMap")
                   if o["metadata"]["name"] == "small-net-genesis") == sorted(PLACES.values())
     # Peers by their pod's DNS name in their own namespace; the lock records the same address.

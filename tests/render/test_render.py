@@ -19,7 +19,7 @@ from hcops.plan.desired import NetworkPlan
 from hcops.plan.keys import KeyStore
 from hcops.render import TARGETS, docker_compose, kubernetes_objects, render_targets
 from hcops.render.base import TEMPLATES_ENV, templates_dir
-from hcops.render.kubernetes import max_unavailable_validators
+from hcops.render.budgets import max_unavailable_validators, namespace_budgets
 from tests.cli_helpers import run_cli
 from tests.conftest import EXAMPLE
 from tests.render.helpers import (
@@ -270,6 +270,21 @@ def test_disruption_budget_keeps_two_thirds_online() -> None:
         k = max_unavailable_validators([1] * n)
         assert k == (n - 1) // 3 and 3 * (n - k) > 2 * n
 
+
+
+@pytest.mark.parametrize(("validators", "expected"), [
+    # four organizations, one validator each: one eviction in the whole network, not one per namespace
+    ([("a", 10), ("b", 10), ("c", 10), ("d", 10)], {"a": 1, "b": 0, "c": 0, "d": 0}),
+    ([("a", 1)] * 4 + [("b", 1)] * 3, {"a": 1, "b": 1}),  # 7 validators tolerate 2: one in each namespace
+    ([("a", 50), ("b", 10), ("c", 10)], {"a": 0, "b": 1, "c": 1}),  # the strongest may never go
+])
+def test_namespace_budgets_together_keep_two_thirds_online(validators: list[tuple[str, int]],
+                                                           expected: dict[str, int]) -> None:
+    budgets = namespace_budgets(validators)
+    assert budgets == expected
+    total = sum(p for _, p in validators)
+    worst = sum(sum(sorted((p for n, p in validators if n == ns), reverse=True)[:k]) for ns, k in budgets.items())
+    assert 3 * (total - worst) > 2 * total
 
 # ------------------------------------------------------------------------------------------------- docker
 

@@ -201,8 +201,11 @@ class OpaManagedEngine:
             return
         self._stop()
         entry = entry_module(analysis) + f"\n{PACK_RULE} := {orjson.dumps(digest).decode()}\n"
-        self._server = _Server(self._oneshot.binary, {**policy, ENTRY_FILENAME: entry}, data, digest,
-                               self.limits.memory_mb)
+        try:
+            self._server = _Server(self._oneshot.binary, {**policy, ENTRY_FILENAME: entry}, data, digest,
+                                   self.limits.memory_mb)
+        except OSError:  # no temporary folder, no /bin/sh, no process: the one-shot engine evaluates instead
+            self._server = None
 
     def _stop(self) -> None:
         server, self._server = self._server, None
@@ -230,9 +233,10 @@ class OpaManagedEngine:
         policy, analysis = self._policy(modules)
         self.prepare(modules, data)
         server = self._server
-        assert server is not None
         started = time.monotonic()
         try:
+            if server is None:
+                raise ServerDidNotStart("the server could not be started")
             server.wait_ready(min(START_TIMEOUT_S, self.limits.timeout_s))
         except ServerDidNotStart:
             self._stop()

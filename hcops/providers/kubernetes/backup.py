@@ -53,7 +53,6 @@ class KubernetesBackend:
         self.plan = plan
         self._api = api
         self._objects: list[Obj] | None = None
-        from hcops.render.kubernetes import namespace
 
         if len(plan.kube_scopes()) > 1:
             raise InvalidInput(
@@ -61,13 +60,14 @@ class KubernetesBackend:
                 f"{plan.name} declare namespaces of their own ("
                 + ", ".join(s.namespace for s in plan.kube_scopes()) + ")",
                 hint="back up each organization's nodes with its own spec, or with the docker provider")
-        self.namespace = namespace(plan)
+        # The one scope's place: an organization may declare its own namespace and context (with --org, say).
+        scope = plan.kube_scopes()[0]
+        self.namespace, self._context = scope.namespace, scope.context
 
     @property
     def api(self) -> KubeApi:
         if self._api is None:
-            settings = self.plan.consortium.spec.provider.kubernetes
-            self._api = KubeApi(connect(settings.context, None, self.plan.settings))
+            self._api = KubeApi(connect(self._context, None, self.plan.settings))
         return self._api
 
     # ------------------------------------------------------------------ the node's objects

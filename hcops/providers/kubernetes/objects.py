@@ -173,8 +173,10 @@ def read_live(api: KubeApi, want: Desired) -> Live:
     for api_version, kind in want.kinds():
         ns = None if kind in CLUSTER_SCOPED else want.namespace
         for obj in api.list(api_version, kind, ns, selector=sel):
-            if kind == "Namespace" and (obj.get("metadata") or {}).get("name") in want.foreign:
-                continue  # another member's
+            # With several namespaces, only this scope's own: another member's (also one this copy of the spec
+            # does not know, moved or left over) is never listed, pruned or deleted from here.
+            if kind == "Namespace" and want.foreign and (obj.get("metadata") or {}).get("name") != want.namespace:
+                continue
             found[Ref.of(obj)] = obj
     return Live(found)
 
