@@ -176,12 +176,12 @@ def clients(provider: Any, plan: Any, obs: Observation, count: int = 2) -> list[
     out: list[tuple[NodeStatus, RpcClient]] = []
     for n in sources(obs)[:count]:
         url = n.rpc.url if n.rpc is not None else None
-        api = getattr(provider, "api", None)
-        if obs.facts.get("provider") == "kubernetes" and callable(api) and n.resource:
+        place = getattr(provider, "node_place", None)
+        if obs.facts.get("provider") == "kubernetes" and callable(place) and n.resource:
             from hcops.providers.kubernetes.rpc import ProxiedRpc
 
-            namespace = str(obs.facts.get("namespace") or plan.name)
-            out.append((n, ProxiedRpc(api(plan), namespace, n.resource.removeprefix("pod/"), timeout=3.0)))
+            api, namespace = place(plan, n.name)  # its organization's namespace, through its kube context
+            out.append((n, ProxiedRpc(api, namespace, n.resource.removeprefix("pod/"), timeout=3.0)))
         elif isinstance(url, str) and url.startswith("https://"):
             from hcops.plan.certs import client_context  # TLS on: only the network's CA is trusted
 

@@ -111,10 +111,12 @@ def test_clients_reach_docker_nodes_directly_and_kubernetes_pods_through_the_api
     class Api:
         server = "https://k8s.invalid"
 
-    class Kube:
-        def api(self, _plan: NetworkPlan) -> Api:
-            return Api()
+    class Kube:  # each node's pod in its organization's namespace (several namespaces)
+        def node_place(self, p: NetworkPlan, node: str) -> tuple[Api, str]:
+            return Api(), f"ns-{p.consortium.node(node).org}"
 
     pods = tuple(dataclass_replace(n, resource=f"pod/{n.name}-0") for n in obs.nodes)
     kube = clients(Kube(), plan, Observation(obs.network, pods, (), {"provider": "kubernetes", "namespace": "ns"}))
-    assert isinstance(kube[0][1], ProxiedRpc) and "/namespaces/ns/pods/" in kube[0][1].base_url
+    assert len(kube) == 2 and all(isinstance(rpc, ProxiedRpc) for _, rpc in kube)
+    for node, rpc in kube:
+        assert f"/namespaces/ns-{node.org}/pods/{node.name}-0" in rpc.base_url

@@ -73,6 +73,11 @@ class KubernetesProvider:
         """The client of the plan's first namespace's kube context."""
         return self._client(plan, plan.kube_scopes()[0].context)
 
+    def node_place(self, plan: NetworkPlan, node: str) -> tuple[KubeApi, str]:
+        """The client (its organization's context) and namespace through which a node's pod is reached."""
+        context, namespace = plan.consortium.kube_place(plan.consortium.node(node).org)
+        return self._client(plan, context), namespace
+
     def _client(self, plan: NetworkPlan, context: str | None) -> KubeApi:
         """The client of a kube context (None: the kubeconfig's current one), made once."""
         if self._api is not None:
