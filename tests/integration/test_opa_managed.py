@@ -38,11 +38,21 @@ def _alive(pid: int) -> bool:
 
 
 def _children(pid: int) -> list[int]:
+    """The OPA server processes among ``pid``'s children (the lifeline shell also runs a watcher)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
-            return [int(x) for x in fh.read().split()]
+            pids = [int(x) for x in fh.read().split()]
     except FileNotFoundError:
         return []
+    servers = []
+    for child in pids:
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if args[:2] != [b"/bin/sh", b"-c"] and b"--server" in args:  # the watcher is a copy of the shell
+                servers.append(child)
+        except OSError:
+            pass
+    return servers
 
 
 def test_the_server_is_private_and_stops_with_the_engine(opa_binary: Path) -> None:

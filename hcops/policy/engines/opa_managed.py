@@ -55,10 +55,13 @@ from hcops.settings import Settings
 
 PACK_RULE = "pack"
 START_TIMEOUT_S = 30.0
-# The shell stops the server and removes its folder when hcops closes its end of the pipe (or dies):
-# ``read`` returns at EOF.
-_LIFELINE = ('ulimit -v "$1" 2>/dev/null; folder=$2; shift 2; "$@" </dev/null & child=$!; '
-             'read -r _ || true; kill -KILL "$child" 2>/dev/null; wait "$child"; rm -rf "$folder"')
+# The shell stops the server and removes its folder when hcops closes its end of the pipe (or dies): the
+# watcher's ``read`` returns at EOF. A server that exits on its own (a pack it cannot load) is marked at
+# once (EXITED), so that hcops falls back without waiting; its log stays until the pipe closes.
+EXITED = "exited"
+_LIFELINE = ('ulimit -v "$1" 2>/dev/null; folder=$2; shift 2; exec 3<&0; "$@" </dev/null 3<&- & child=$!; '
+             '{ read -r _ <&3 || true; kill -KILL "$child" 2>/dev/null; } & watcher=$!; '
+             f'wait "$child"; : > "$folder/{EXITED}"; wait "$watcher"; rm -rf "$folder"')
 
 
 class ServerDidNotStart(EnvironmentProblem):
@@ -123,7 +126,7 @@ class _Server:
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None or (self.folder / EXITED).exists():
                 raise ServerDidNotStart(f"the managed OPA server exited: {self.log_tail()}")
             try:
                 status, _ = self.request("GET", "/health", None, 2.0)
