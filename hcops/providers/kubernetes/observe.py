@@ -184,6 +184,7 @@ def merge(plan: NetworkPlan, parts: list[Observation]) -> Observation:
         facts["rbac"] = [r for o in parts for r in o.facts.get("rbac") or ()]
         facts["storage"] = {k: v for o in parts for k, v in (o.facts.get("storage") or {}).items()}
         levels = [o.facts.get("podSecurity") for o in parts]
-        facts["podSecurity"] = next((lv for lv in levels if lv != "restricted"), "restricted")
+        rank = {"restricted": 2, "baseline": 1}  # privileged, unlabelled or unknown: the weakest
+        facts["podSecurity"] = min(levels, key=lambda lv: rank.get(str(lv), 0))
     return Observation(network=plan.name, nodes=tuple(nodes),
                        undeclared=tuple(u for o in parts for u in o.undeclared), facts=facts)

@@ -72,6 +72,9 @@ def test_observations_of_several_namespaces_merge_in_spec_order(spec_dir: SpecDi
     assert merged.facts["namespaces"] == ["small-net", "ns-org-a", "ns-org-b"]
     assert merged.facts["objects"] == 6 and len(merged.facts["drift"]) == 3 and len(merged.undeclared) == 3
     assert merged.facts["podSecurity"] == "baseline"  # the weakest namespace is the network's
+    weaker = merge(plan, [obs("small-net", ["c-val-0"], "baseline"), obs("ns-org-a", ["a-val-0"], "privileged"),
+                          obs("ns-org-b", ["b-val-0"], "restricted")])
+    assert weaker.facts["podSecurity"] == "privileged"  # not merely the first that is not restricted
     assert set(merged.facts["storage"]) == {"a-val-0", "b-val-0", "c-val-0", "d-val-0", "d-obs-0"}
     single = obs("small-net", ["a-val-0"], "restricted")
     assert merge(plan, [single]) is single
