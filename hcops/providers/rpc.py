@@ -339,8 +339,11 @@ class RpcClient:
 
 def parse_peers(r: Mapping[str, Any]) -> tuple[Peer, ...]:
     peers = []
-    for p in r.get("peers") or ():
-        info = p.get("node_info") or {}
+    found = r.get("peers")
+    for p in found if isinstance(found, list) else ():
+        info = (p.get("node_info") or {}) if isinstance(p, Mapping) else None
+        if not isinstance(info, Mapping):
+            continue  # a node's answer is data: an odd entry is skipped, not a crash of the sweep
         peers.append(Peer(node_id=info.get("id", ""), moniker=info.get("moniker", ""),
                           remote_ip=p.get("remote_ip", "")))
     return tuple(peers)
