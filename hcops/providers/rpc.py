@@ -145,7 +145,7 @@ class HttpTransport:
         if status >= 400 or not isinstance(doc, list):
             why = _rpc_error(doc) or (f"HTTP {status}" if status >= 400 else "no batch reply")
             raise RpcUnavailable(f"{url}: {why}")
-        by_id = {d.get("id"): d for d in doc if isinstance(d, dict)}
+        by_id = {d["id"]: d for d in doc if isinstance(d, dict) and isinstance(d.get("id"), int)}
         return [by_id.get(i) for i in range(len(calls))]
 
     def _exchange(self, url: str, body: bytes | None = None) -> tuple[int, bytes]:
