@@ -13,14 +13,7 @@ def max_unavailable_validators(powers: list[int]) -> int:
     is floor((n - 1) / 3). When that is 0 (fewer than 4 validators, dev networks only) this returns 1: a
     budget of 0 would block every node drain forever, and the chain only pauses until the pod is back.
     """
-    total = sum(powers)
-    down = tolerated = 0
-    for power in sorted(powers, reverse=True):
-        down += power
-        if 3 * down >= total:
-            break
-        tolerated += 1
-    return max(tolerated, 1)
+    return max(namespace_budgets(("", power) for power in powers).get("", 0), 1)  # one namespace's share
 
 
 def namespace_budgets(validators: Iterable[tuple[str, int]]) -> dict[str, int]:
