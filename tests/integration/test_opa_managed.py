@@ -110,23 +110,6 @@ def test_builtin_errors_fail_closed(opa_binary: Path) -> None:
         engine.close()
 
 
-def test_an_error_in_one_shard_fails_the_whole_evaluation(opa_binary: Path) -> None:
-    policy = {"a.rego": 'package acme.a\n\ndeny contains "a" if input.n\n',
-              "b.rego": 'package acme.b\n\ndeny contains x if { x := to_number(input.n) }\n',
-              "c.rego": 'package acme.c\n\nwarn contains "c" if input.n\n'}
-    engine = OpaManagedEngine(binary=opa_binary, shards=2)
-    engine.shard_min_bytes = 0
-    try:
-        found = engine.evaluate(policy, {"n": "7"}, {})
-        assert {p.package: (p.deny, p.warn) for p in found.packages} == {
-            "acme.a": (("a",), ()), "acme.b": ((7,), ()), "acme.c": ((), ("c",))}
-        assert engine._server is not None and engine._server.shards == 2
-        with pytest.raises(InvalidInput):
-            engine.evaluate(policy, {"n": "not a number"}, {})
-    finally:
-        engine.close()
-
-
 def test_data_is_part_of_the_pack(opa_binary: Path) -> None:
     policy = {"p.rego": "package acme\n\ndeny contains x if { x := data.limits.max }\n"}
     engine = OpaManagedEngine(binary=opa_binary)

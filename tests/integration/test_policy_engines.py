@@ -193,27 +193,6 @@ def test_engines_agree_on_the_corpus(
         assert _ids(reference, "deny") == set()
 
 
-@pytest.fixture(scope="module")
-def sharded_engine(opa_binary: Path) -> Iterator[OpaManagedEngine]:
-    """The managed server with every input split over three groups of packages (requests sent at once)."""
-    engine = OpaManagedEngine(binary=opa_binary, shards=3)
-    engine.shard_min_bytes = 0
-    yield engine
-    engine.close()
-
-
-@pytest.mark.parametrize(("name", "path"), CORPUS, ids=[name for name, _ in CORPUS])
-def test_the_managed_engine_in_shards_agrees_on_the_corpus(
-    name: str, path: Path, builtin: tuple[dict[str, str], dict[str, Any]], opa_engine: OpaServerEngine,
-    sharded_engine: OpaManagedEngine
-) -> None:
-    modules, _ = builtin
-    doc = json.loads(path.read_text())
-    result = sharded_engine.evaluate(modules, doc, {})
-    assert result.engine == "opa-managed"
-    assert result.comparable() == opa_engine.evaluate(modules, doc, {}).comparable()
-
-
 def test_gate_reports_agree(opa_engine: OpaServerEngine, engines: dict[str, Engine]) -> None:
     names = dict(CORPUS)
     assert "example" in names, "policies/testdata/example/input.json is missing (policies/testdata/generate.py)"

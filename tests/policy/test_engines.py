@@ -204,16 +204,3 @@ def test_parse_sexpr_errors() -> None:
            "  (error\n    (errormsg 23:Function not found: foo)))"
     assert parse_sexpr_errors(text) == [("bad.rego", 11, "Syntax error"),
                                         (None, None, "Function not found: foo")]
-
-
-def test_packages_are_grouped_by_their_rules_largest_first() -> None:
-    from hcops.policy.engines.base import analyse
-    from hcops.policy.engines.opa_managed import package_groups
-
-    def pack(name: str, rules: int) -> str:
-        return f"package {name}\n\n" + "".join(f'deny contains "{name}{i}" if input.x{i}\n' for i in range(rules))
-
-    analysis = analyse({f"{n}.rego": pack(n, k) for n, k in (("a", 5), ("b", 4), ("c", 3), ("d", 2), ("e", 1))})
-    assert package_groups(analysis, 2) == [["a", "d", "e"], ["b", "c"]]
-    assert package_groups(analysis, 1) == [["a", "b", "c", "d", "e"]]
-    assert sorted(sum(package_groups(analysis, 9), [])) == ["a", "b", "c", "d", "e"]  # one package per group

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -150,14 +150,8 @@ def analyse(modules: Mapping[str, str]) -> Analysis:
 
 def entry_module(analysis: Analysis) -> str:
     """The generated module whose ``result`` holds every package's deny/warn values."""
-    return f"package {ENTRY_PACKAGE}\n\n" + entry_object(analysis, analysis.packages, f"{ENTRY_RULE} := ")
-
-
-def entry_object(analysis: Analysis, packages: Iterable[str], prefix: str) -> str:
-    """``prefix`` followed by the object of the deny/warn values of ``packages`` (names of the analysis)."""
-    lines = [prefix + "{"]
-    for name in packages:
-        segs, levels = analysis.packages[name]
+    lines = [f"package {ENTRY_PACKAGE}", "", f"{ENTRY_RULE} := {{"]
+    for name, (segs, levels) in analysis.packages.items():
         parts = ", ".join(f'"{lv}": [x | x := {rego_ref(segs)}.{lv}]' for lv in levels)
         lines.append(f"\t{canonical(name)}: {{{parts}}},")
     lines.append("}")

@@ -32,8 +32,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,10 @@ from hcops.policy.engines.base import (
     ENTRY_FILENAME,
     ENTRY_PACKAGE,
     ENTRY_RULE,
-    LEVELS,
-    Analysis,
     EngineResult,
     TestResult,
     analyse,
     entry_module,
-    entry_object,
     parse_entry_result,
 )
 from hcops.policy.engines.limits import EngineLimitExceeded, EngineLimits
@@ -58,14 +54,6 @@ from hcops.policy.engines.opa_local import GO_RUNTIME_MB, OpaLocalEngine, diagno
 from hcops.settings import Settings
 
 PACK_RULE = "pack"
-# Rules of the generated entry module: ``whole`` answers for every package, ``shard_<i>`` for one group of
-# them; each answer carries the pack digest. Only the queried rule is evaluated.
-WHOLE_RULE = "whole"
-SHARD_RULE = "shard_"
-# From this input size on, the evaluation is split into one request per group of packages, sent at once:
-# OPA decodes each request's input and evaluates it on a core of its own. Below it, decoding the input twice
-# costs more than the second core saves (bench/RESULTS.md, check).
-SHARD_MIN_BYTES = 1_000_000
 START_TIMEOUT_S = 30.0
 # The shell stops the server and removes its folder when hcops closes its end of the pipe (or dies): the
 # watcher's ``read`` returns at EOF. A server that exits on its own (a pack it cannot load) is marked at
@@ -88,39 +76,6 @@ def pack_digest(policy: Mapping[str, str], data: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
-def package_groups(analysis: Analysis, shards: int) -> list[list[str]]:
-    """The packages in at most ``shards`` groups of about equal work, largest first: a package weighs the
-    number of deny/warn rule definitions in it (each one a walk over the input)."""
-    weight = dict.fromkeys(analysis.packages, 0)
-    for info in analysis.infos:
-        if info.package_name in weight:
-            weight[info.package_name] += sum(1 for r in info.rules if r.name in LEVELS and not r.function)
-    count = max(1, min(shards, len(weight)))
-    totals, groups = [0] * count, [[] for _ in range(count)]  # type: tuple[list[int], list[list[str]]]
-    for name in sorted(weight, key=lambda n: (-weight[n], n)):
-        i = totals.index(min(totals))
-        groups[i].append(name)
-        totals[i] += max(weight[name], 1)
-    return [g for g in groups if g]
-
-
-def served_entry(analysis: Analysis, digest: str, groups: Sequence[Sequence[str]]) -> str:
-    """The entry module the server loads: ``whole`` and one ``shard_<i>`` per group, each with the digest."""
-    text = entry_module(analysis) + f"\n{PACK_RULE} := {orjson.dumps(digest).decode()}\n"
-    text += f'\n{WHOLE_RULE} := {{"{PACK_RULE}": {PACK_RULE}, "{ENTRY_RULE}": {ENTRY_RULE}}}\n'
-    for i, group in enumerate(groups):
-        text += f"\n{SHARD_RULE}{i}_packages := " + entry_object(analysis, group, "").rstrip() + "\n"
-        text += f'{SHARD_RULE}{i} := {{"{PACK_RULE}": {PACK_RULE}, "{ENTRY_RULE}": {SHARD_RULE}{i}_packages}}\n'
-    return text
-
-
-def _shards() -> int:
-    try:
-        return min(len(os.sched_getaffinity(0)), 2)
-    except (AttributeError, OSError):
-        return min(os.cpu_count() or 1, 2)
-
-
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -141,9 +96,8 @@ class _Server:
     """One ``opa run --server`` on a Unix socket in a private folder, serving the pack of ``digest``."""
 
     def __init__(self, binary: Path, policy: Mapping[str, str], data: Mapping[str, Any], digest: str,
-                 memory_mb: int, shards: int) -> None:
+                 memory_mb: int) -> None:
         self.digest = digest
-        self.shards = shards
         self.folder = Path(tempfile.mkdtemp(prefix="hcops-opa-"))  # 0700
         try:
             modules = self.folder / "policy"
@@ -228,12 +182,10 @@ class OpaManagedEngine:
     """Evaluates on a private OPA server it starts (``prepare``, or the first ``evaluate``) and stops."""
 
     name = "opa-managed"
-    shard_min_bytes = SHARD_MIN_BYTES
 
     def __init__(self, limits: EngineLimits | None = None, *, binary: Path | None = None,
-                 settings: Settings | None = None, shards: int | None = None) -> None:
+                 settings: Settings | None = None) -> None:
         self.limits = limits or EngineLimits()
-        self.shards = shards or _shards()  # groups of packages evaluated side by side on a large input
         self._oneshot = OpaLocalEngine(self.limits, binary=binary, settings=settings)
         self._server: _Server | None = None
 
@@ -251,11 +203,10 @@ class OpaManagedEngine:
         if self._server is not None and self._server.digest == digest and self._server.proc.poll() is None:
             return
         self._stop()
-        groups = package_groups(analysis, self.shards)
-        entry = served_entry(analysis, digest, groups)
+        entry = entry_module(analysis) + f"\n{PACK_RULE} := {orjson.dumps(digest).decode()}\n"
         try:
             self._server = _Server(self._oneshot.binary, {**policy, ENTRY_FILENAME: entry}, data, digest,
-                                   self.limits.memory_mb, len(groups))
+                                   self.limits.memory_mb)
         except OSError:  # no temporary folder, no /bin/sh, no process: the one-shot engine evaluates instead
             self._server = None
 
@@ -295,25 +246,9 @@ class OpaManagedEngine:
             self.name = self._oneshot.name  # the report names the engine that evaluated
             return self._oneshot.evaluate(modules, input, data)
         left = max(self.limits.timeout_s - (time.monotonic() - started), 1.0)
-        request = b'{"input":' + body + b"}"
-        rules = ([f"{SHARD_RULE}{i}" for i in range(server.shards)]
-                 if server.shards > 1 and len(body) >= self.shard_min_bytes else [WHOLE_RULE])
-        if len(rules) == 1:
-            answers = [self._ask(server, rules[0], request, left)]
-        else:
-            with ThreadPoolExecutor(len(rules)) as pool:
-                answers = list(pool.map(lambda rule: self._ask(server, rule, request, left), rules))
-        merged: dict[str, Any] = {}
-        for answer in answers:
-            merged.update(answer)
-        self.name = type(self).name
-        return parse_entry_result(self.name, analysis, merged)
-
-    def _ask(self, server: _Server, rule: str, request: bytes, left: float) -> Mapping[str, Any]:
-        """One entry rule's packages, evaluated on ``request``; checked to be an answer for the server's pack."""
-        path = f"/v1/data/{ENTRY_PACKAGE}/{rule}?strict-builtin-errors=true"
+        path = f"/v1/data/{ENTRY_PACKAGE}?strict-builtin-errors=true"
         try:
-            status, doc = server.request("POST", path, request, left)
+            status, doc = server.request("POST", path, b'{"input":' + body + b"}", left)
         except TimeoutError:
             self._stop()
             raise EngineLimitExceeded(
@@ -333,10 +268,10 @@ class OpaManagedEngine:
         result = doc.get("result")
         if not isinstance(result, Mapping) or result.get(PACK_RULE) != server.digest:
             raise InvalidInput("the managed OPA server did not answer for the pack it was started with")
-        packages = result.get(ENTRY_RULE)
-        if not isinstance(packages, Mapping):
+        if ENTRY_RULE not in result:
             raise InvalidInput("policy evaluation with the managed OPA server returned no result")
-        return packages
+        self.name = type(self).name
+        return parse_entry_result(self.name, analysis, result[ENTRY_RULE])
 
     def run_tests(self, modules: Mapping[str, str], data: dict[str, Any]) -> list[TestResult]:
         return self._oneshot.run_tests(modules, data)
