@@ -5,7 +5,9 @@
    the embedded engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators in
    four organizations, the rest observers). Median of 3 sweeps after one warm-up; before each measured
    sweep, TXS_PER_SWEEP transactions are committed (waited for outside the timing), so every sweep reads
-   blocks that hold transactions.
+   blocks that hold transactions. Beside it, the anchor: right after each measured sweep, one bare
+   `/status` per node on a fresh (verified) connection from as many threads, the floor any per-node
+   reader pays on this machine at that moment (32 CometBFT nodes saturate 2 cores by themselves).
 2. Load on block production: heights per minute of a 4-node network (1 s blocks) without the audit, then
    with `hcops audit --watch --interval 5s` running.
 
@@ -35,11 +37,13 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from hcops.plan import certs
 from hcops.plan.desired import build_plan
+from hcops.providers.docker.observe import MAX_WORKERS
 from hcops.providers.rpc import RpcClient
 from hcops.spec.loader import load_spec
 from hcops.usecases.audit import AuditOptions, make_auditor
@@ -169,6 +173,27 @@ def seconds(interval: str) -> float:
     return float(interval[:-2]) / 1000 if interval.endswith("ms") else float(interval.rstrip("s"))
 
 
+def floor(net: Network) -> float:
+    """The anchor, right after each measured sweep: one bare ``/status`` per node on a fresh connection (with
+    TLS: verified against the network CA), from as many threads as the sweep reads nodes with; no engine,
+    no peers, no chain, no transactions. What any per-node reader pays on this machine at that moment."""
+    plan = build_plan(load_spec(net.spec), net.state)
+    context = certs.client_context(plan)
+    scheme = "https" if context is not None else "http"
+
+    def one(port: int) -> None:
+        rpc = RpcClient(f"{scheme}://127.0.0.1:{port}", timeout=5.0, attempts=1, ssl_context=context)
+        try:
+            rpc.status()
+        finally:
+            rpc.close()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(MAX_WORKERS) as pool:
+        list(pool.map(one, [n.rpc_host_port for n in plan.nodes]))
+    return time.perf_counter() - t0
+
+
 def sweep_times(net: Network, runs: int = 3, phase: str = "random", interval: float = 3.0) -> dict[str, Any]:
     """``phase``: when a measured sweep starts after its transactions' block is committed. ``commit``: at
     once, in the burst of work every node does on a new block (the sweep waits longest for a CPU then);
@@ -176,12 +201,13 @@ def sweep_times(net: Network, runs: int = 3, phase: str = "random", interval: fl
     auditor = make_auditor(net.spec, AuditOptions(state_dir=net.state, audit_db=net.root / "bench-audit.db"))
     try:
         auditor.run()  # warm-up: loads the policies, opens connections, verifies the log, reads the chain so far
-        sweeps = []
+        sweeps, floors = [], []
         for _ in range(runs):
             feed(net)
             if phase == "random":
                 time.sleep(random.uniform(0, interval))
             sweeps.append(auditor.run())
+            floors.append(floor(net))
         high = sorted({f.id for f in sweeps[-1].report.findings if f.severity == "high"})
 
         def med(phase: str) -> float:
@@ -200,6 +226,8 @@ def sweep_times(net: Network, runs: int = 3, phase: str = "random", interval: fl
             "record_s": med("record"),
             "runs": runs,
             "phase": phase,
+            "floor_s": round(statistics.median(floors), 3),
+            "floor_range_s": [round(min(floors), 3), round(max(floors), 3)],
             "sweep_range_s": [round(min(sum(s.phases.values()) for s in sweeps), 3),
                               round(max(sum(s.phases.values()) for s in sweeps), 3)],
             "high_findings": high,
@@ -300,6 +328,8 @@ def main() -> None:
                 print(
                     f"{n:>3} nodes: sweep {row['sweep_s']:.3f} s (range {row['sweep_range_s'][0]:.3f}-"
                     f"{row['sweep_range_s'][1]:.3f} s, {row['runs']} sweeps, phase {row['phase']}; "
+                    f"floor {row['floor_s']:.3f} s, range {row['floor_range_s'][0]:.3f}-"
+                    f"{row['floor_range_s'][1]:.3f} s; "
                     f"observe {row['observe_s']:.3f} s, "
                     f"phi {row['phi_s']:.3f} s for {row['phi_blocks']} blocks / {row['phi_txs']} txs, "
                     f"evaluate {row['evaluate_s']:.3f} s, record {row['record_s']:.3f} s), "

@@ -177,8 +177,10 @@ def folder_of(attrs: Mapping[str, Any]) -> Path | None:
     return Path(str(point)) if point else None
 
 
-def measure(folder: Path, mounts: list[Mount]) -> dict[str, Any]:
-    """{"measured", "encrypted", "method", "fstype", "device", "detail"} of one folder on this host."""
+def measure(folder: Path, mounts: list[Mount], crypt_of: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """{"measured", "encrypted", "method", "fstype", "device", "detail"} of one folder on this host.
+    ``crypt_of``: the dm-crypt answers of this measurement so far, by device (every volume of a host is
+    usually on the same one: its block devices are walked once)."""
     real = folder.resolve()
     m = mount_of(real, mounts)
     device = _device_of(real, m)
@@ -199,7 +201,10 @@ def measure(folder: Path, mounts: list[Mount]) -> dict[str, Any]:
                    detail=f"fscrypt v{policy['version']} policy ({policy['contents']} contents, "
                           f"{policy['filenames']} names) on {folder}, {out['fstype']} on {out['device']}")
         return out
-    crypt = dm_crypt(device)
+    if crypt_of is None:
+        crypt = dm_crypt(device)
+    else:
+        crypt = crypt_of[device] if device in crypt_of else crypt_of.setdefault(device, dm_crypt(device))
     if crypt is not None:
         out.update(measured=True, encrypted=True, method="dm-crypt",
                    detail=f"{out['fstype']} on dm-crypt mapping {crypt}")
@@ -213,6 +218,7 @@ def node_storage(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory)
     """Per node: the volume and whether the storage behind it is encrypted (see the module's notes)."""
     local = str(getattr(client.api, "base_url", "")).startswith("http+docker://")
     mounts = read_mounts() if local else []
+    crypt_of: dict[str, str | None] = {}
     out: dict[str, dict[str, Any]] = {}
     for n in plan.nodes:
         name = volume_name(plan.name, n.name)
@@ -230,5 +236,5 @@ def node_storage(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory)
             out[n.name] = {**base, "measured": False, "encrypted": None,
                            "detail": f"volume driver {attrs.get('Driver')!s} keeps the data out of reach"}
         else:
-            out[n.name] = {**base, **measure(folder, mounts)}
+            out[n.name] = {**base, **measure(folder, mounts, crypt_of)}
     return out
