@@ -1,9 +1,9 @@
 """Benchmark of the continuous audit on real Docker networks.
 
 1. One sweep's wall time (observe through the Docker provider, the read of the transactions committed
-   since the previous sweep and their identifier detectors (PHI-1), fact document, runtime policies with
-   the embedded engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators in
-   four organizations, the rest observers). Median of 3 sweeps after one warm-up; before each measured
+   since the previous sweep and their identifier detectors (PHI-1), fact document, runtime policies
+   on the default engine, audit log write) for networks of 4, 8, 16 and 32 running nodes (4 validators
+   in four organizations, the rest observers). Median of 3 sweeps after one warm-up; before each measured
    sweep, TXS_PER_SWEEP transactions are committed (waited for outside the timing), so every sweep reads
    blocks that hold transactions. Beside it, the anchor: right after each measured sweep, one bare
    `/status` per node on a fresh (verified) connection from as many threads, the floor any per-node

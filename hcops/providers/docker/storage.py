@@ -202,9 +202,10 @@ def measure(folder: Path, mounts: list[Mount], crypt_of: dict[str, str | None] |
                           f"{policy['filenames']} names) on {folder}, {out['fstype']} on {out['device']}")
         return out
     if crypt_of is None:
-        crypt = dm_crypt(device)
-    else:
-        crypt = crypt_of[device] if device in crypt_of else crypt_of.setdefault(device, dm_crypt(device))
+        crypt_of = {}
+    if device not in crypt_of:
+        crypt_of[device] = dm_crypt(device)
+    crypt = crypt_of[device]
     if crypt is not None:
         out.update(measured=True, encrypted=True, method="dm-crypt",
                    detail=f"{out['fstype']} on dm-crypt mapping {crypt}")
