@@ -118,7 +118,9 @@ def measure(connect: Connect, context: ssl.SSLContext, server_name: str, plainte
 
 
 def measure_tcp(host: str, port: int, context: ssl.SSLContext, server_name: str,
-                timeout: float = 3.0, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
-    """TLS facts of an RPC published at ``host:port`` (the Docker targets)."""
+                timeout: float = 3.0, verified: tuple[bytes, str | None] | None = None,
+                plaintext: Plaintext | None = None) -> dict[str, Any]:
+    """TLS facts of an RPC published at ``host:port`` (the Docker targets); ``plaintext``: the plain HTTP
+    attempt if the caller makes it itself (default: ``plaintext_get`` of the same endpoint, made here)."""
     return measure(lambda: socket.create_connection((host, port), timeout=timeout), context, server_name,
-                   plaintext_get(host, port, timeout), endpoint=f"{host}:{port}", verified=verified)
+                   plaintext or plaintext_get(host, port, timeout), endpoint=f"{host}:{port}", verified=verified)

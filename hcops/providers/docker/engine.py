@@ -14,13 +14,14 @@ import requests.exceptions
 
 from hcops.errors import EnvironmentProblem, HcopsError
 
+POOL_SIZE = 24  # connections kept to the engine: the inventory's requests all go out at once
 BUILD_HINT = "build it locally with `scripts/bootstrap image` (or `docker load` it)"
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:
     """A client of the engine named by DOCKER_HOST (default: the local socket), checked with a ping."""
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = docker.from_env(timeout=int(timeout), max_pool_size=POOL_SIZE)
         if client.api.base_url.startswith("http+docker://"):
             # A local socket has no proxy: without this, every request scans the environment for one
             # (a fifth of a 32-node sweep's CPU).

@@ -27,7 +27,7 @@ from hcops.providers.docker.containers import (
 from hcops.providers.docker.engine import engine_errors
 
 RUNNING = "running"
-INSPECT_WORKERS = 8  # below the client's connection pool (10), which the observe threads share
+INSPECT_WORKERS = 16  # within the client's connection pool (engine.POOL_SIZE), which the observe threads share
 
 
 @dataclass
@@ -52,22 +52,37 @@ def scope_labels(plan: NetworkPlan) -> list[str]:
 
 def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
     """Every object labelled with this network (and organization, see ``scope_labels``), plus unlabelled
-    objects that hold our names."""
+    objects that hold our names.
+
+    Every request goes out at once: the three listings and an inspection of each node's container by its
+    expected name. On a busy engine each answer waits for the engine to be scheduled, so one wave of requests
+    costs about one wait where a listing followed by the inspections costs two or more. The labelled listing
+    is what decides membership: a container found by name but not listed is left out, and a listed one not
+    found by name (a stray, or one recreated meanwhile) is inspected after."""
     label = scope_labels(plan)
-    with engine_errors("listing the network's Docker objects"):
-        nets = client.networks.list(names=[network_name(plan)])
-        net = next((n for n in nets if n.name == network_name(plan)), None)
+    net_name = network_name(plan)
+    names = [container_name(net_name, n.name) for n in plan.nodes]
+    with engine_errors("listing the network's Docker objects"), \
+            ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(names) + 3)) as pool:
+        nets_f = pool.submit(client.networks.list, names=[net_name])
+        listed_f = pool.submit(client.api.containers, all=True, filters={"label": label})
+        vols_f = pool.submit(client.volumes.list, filters={"label": label})
+        by_name = list(pool.map(_inspect, [client] * len(names), names))
+        listed = listed_f.result()
+        known = {c.id: c for c in by_name if c is not None}
+        found = [known[s["Id"]] for s in listed if s["Id"] in known]
+        found += _inspected(client, [s for s in listed if s["Id"] not in known])
+        nets = nets_f.result()
+        net = next((n for n in nets if n.name == net_name), None)
         if net is not None and (net.attrs.get("Labels") or {}).get(LABEL_NETWORK) != plan.name:
             raise EnvironmentProblem(
                 f"a Docker network named {net.name} exists but was not created by hcops for this spec",
                 hint=f"remove it (`docker network rm {net.name}`) or change metadata.name")
         inv = Inventory(network=net)
-        found = _inspected(client, client.api.containers(all=True, filters={"label": label}))
-        # The container with the expected name is the node's; any other one labelled for it is a stray.
-        net = network_name(plan)
 
+        # The container with the expected name is the node's; any other one labelled for it is a stray.
         def not_expected(c: Container) -> bool:
-            return bool(c.name != container_name(net, (c.labels or {}).get(LABEL_NODE, "")))
+            return bool(c.name != container_name(net_name, (c.labels or {}).get(LABEL_NODE, "")))
 
         for c in sorted(found, key=not_expected):
             node = (c.labels or {}).get(LABEL_NODE)
@@ -75,26 +90,26 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
                 inv.containers[node] = c
             else:
                 inv.strays.append(c)
-        for v in client.volumes.list(filters={"label": label}):
+        for v in vols_f.result():
             inv.volumes[v.name] = v
     return inv
 
 
+def _inspect(client: docker.DockerClient, ref: str) -> Container | None:
+    """The container ``ref`` (an id or a name) as the engine has it now; None when there is none."""
+    try:
+        return client.containers.prepare_model(client.api.inspect_container(ref))
+    except docker.errors.NotFound:
+        return None
+
+
 def _inspected(client: docker.DockerClient, summaries: list[dict[str, Any]]) -> list[Container]:
-    """Full containers for a listing's summaries, inspected side by side (the SDK inspects them one after the
-    other: at 32 nodes on a busy engine that was most of a sweep). One removed meanwhile is left out."""
-
-    def inspect(summary: dict[str, Any]) -> Container | None:
-        try:
-            return client.containers.prepare_model(client.api.inspect_container(summary["Id"]))
-        except docker.errors.NotFound:
-            return None
-
+    """Full containers for a listing's summaries, inspected side by side. One removed meanwhile is left out."""
     if len(summaries) < 2:
-        found = [inspect(s) for s in summaries]
+        found = [_inspect(client, s["Id"]) for s in summaries]
     else:
         with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(summaries))) as pool:
-            found = list(pool.map(inspect, summaries))
+            found = list(pool.map(_inspect, [client] * len(summaries), [s["Id"] for s in summaries]))
     return [c for c in found if c is not None]
 
 

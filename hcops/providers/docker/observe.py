@@ -53,9 +53,9 @@ from hcops.providers.facts import (
 from hcops.providers.rpc import HttpTransport, RpcClient, RpcUnavailable, Validator, parse_peers
 
 # Per-node work is two RPC calls and, at most, a key-file archive when the engine is remote. Measured at
-# 32 nodes on 2 cores: 4, 8, 16 or 32 threads observe in the same time (the machine, not the waiting, is
-# the limit), so a few threads keep the burst small.
-MAX_WORKERS = 8
+# 32 nodes on 2 cores (bench/RESULTS.md, audit): with the plain HTTP attempts beside the reads, 16 threads gave
+# the lowest median in interleaved sweeps of the same network (8: a quarter slower; 32: no better than 16).
+MAX_WORKERS = 16
 RECENT_COMMITS = 3  # commits whose signers the chain-level facts report
 CHAIN_SOURCES = 3  # nodes tried, highest first, for the chain-level facts
 VALIDATOR_PAGE = 100  # CometBFT's largest page
@@ -260,9 +260,11 @@ def chain_facts(sources: Iterable[tuple[str, str, int]], *, commits: int = RECEN
             "error": "; ".join(errors) or "no node's RPC answers"}
 
 
-def read_live(plan: NetworkPlan, node: NodePlan, *, detail: bool) -> tuple[dict[str, Any], RpcFacts]:
+def read_live(plan: NetworkPlan, node: NodePlan, *, detail: bool,
+              plaintext: tls.Plaintext | None = None) -> tuple[dict[str, Any], RpcFacts]:
     """(status summary, RPC facts) of a node from its published RPC; with ``detail`` also its peers and, with
-    TLS on, the TS-2 facts (the RPC connection's own verified handshake is the one measured)."""
+    TLS on, the TS-2 facts (the RPC connection's own verified handshake is the one measured; ``plaintext``:
+    the plain HTTP attempt, when the caller has it made beside this read)."""
     d = DesiredContainer(plan, node)
     rpc = d.rpc_client(timeout=2.0, attempts=1 if not detail else 2)
     peer = None
@@ -273,7 +275,7 @@ def read_live(plan: NetworkPlan, node: NodePlan, *, detail: bool) -> tuple[dict[
     finally:
         rpc.close()
     if detail:
-        rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d, peer))
+        rpc_f = dataclasses.replace(rpc_f, tls=_tls_facts(d, peer, plaintext))
     return summary, rpc_f
 
 
@@ -297,7 +299,8 @@ def node_status(client: docker.DockerClient, plan: NetworkPlan, node: NodePlan, 
                       container=container, rpc=rpc_f, **base, **summary)
 
 
-def _tls_facts(d: DesiredContainer, verified: tuple[bytes, str | None] | None = None) -> dict[str, Any]:
+def _tls_facts(d: DesiredContainer, verified: tuple[bytes, str | None] | None = None,
+               plaintext: tls.Plaintext | None = None) -> dict[str, Any]:
     """TS-2 facts of the node's published RPC, measured from this host where hcops dials it (127.0.0.1 and
     the published port): with TLS on, whether the handshake verifies against the network CA and whether
     plain HTTP is refused (hcops.providers.tls)."""
@@ -305,7 +308,7 @@ def _tls_facts(d: DesiredContainer, verified: tuple[bytes, str | None] | None = 
     if context is None:
         return {"enabled": False}
     port = d.doc.ports[0].host_port
-    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1", verified=verified)
+    return tls.measure_tcp("127.0.0.1", port, context, "127.0.0.1", verified=verified, plaintext=plaintext)
 
 
 def _light_rpc(rpc: RpcClient) -> tuple[dict[str, Any], RpcFacts]:
@@ -321,10 +324,19 @@ def observe_now(client: docker.DockerClient, plan: NetworkPlan, *, detail: bool 
     """``observe`` of the engine's objects as they are now, each node's RPC read while the engine is
     inventoried (its port is known from the plan): the two waits overlap instead of adding up. A read of a
     node whose container turns out not to run is dropped and not waited for."""
-    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))))
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plan.nodes))) + 1)
     try:
-        reads = {n.name: pool.submit(read_live, plan, n, detail=detail) for n in plan.nodes}
-        return observe(client, plan, read_inventory(client, plan), detail=detail, reads=reads)
+        # The inventory goes first: starting the node reads' threads takes the interpreter a while on a busy
+        # host, and the engine's answers are the longest wait of the two.
+        inventory = pool.submit(read_inventory, client, plan)
+        # With TLS on, the plain HTTP attempt of TS-2 goes out beside the node's RPC read, not after it (each
+        # is queued just before the read that waits for it, so a worker never waits on an unstarted task).
+        tls_on = bool(detail and plan.nodes and DesiredContainer(plan, plan.nodes[0]).ssl_context is not None)
+        reads = {}
+        for n in plan.nodes:
+            plain = pool.submit(tls.plaintext_get("127.0.0.1", n.rpc_host_port)).result if tls_on else None
+            reads[n.name] = pool.submit(read_live, plan, n, detail=detail, plaintext=plain)
+        return observe(client, plan, inventory.result(), detail=detail, reads=reads)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
