@@ -271,9 +271,19 @@ class Consortium(Model):
         """(kubeconfig context, namespace) of an organization's nodes on Kubernetes: its own when
         ``spec.organizations[].kubernetes`` says so, else the network's."""
         k = self.spec.provider.kubernetes
-        own = next((o.kubernetes for o in self.spec.organizations if o.name == org), None)
-        context = (own.context if own is not None else None) or k.context
-        return context, (own.namespace if own is not None else None) or k.namespace or self.name
+        return self._kube_places.get(org, (k.context, k.namespace or self.name))
+
+    @cached_property
+    def _kube_places(self) -> dict[str, tuple[str | None, str]]:
+        # Asked once per node and peer while rendering (tens of thousands of times at 1,000 nodes).
+        k = self.spec.provider.kubernetes
+        out: dict[str, tuple[str | None, str]] = {}
+        for o in self.spec.organizations:
+            own = o.kubernetes
+            if o.name not in out:  # the first organization of a name, as a search in spec order finds
+                out[o.name] = ((own.context if own is not None else None) or k.context,
+                               (own.namespace if own is not None else None) or k.namespace or self.name)
+        return out
 
     def node(self, name: str) -> ResolvedNode:
         for n in self.nodes:
