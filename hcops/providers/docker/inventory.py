@@ -70,8 +70,9 @@ def read_inventory(client: docker.DockerClient, plan: NetworkPlan) -> Inventory:
         by_name = list(pool.map(_inspect, [client] * len(names), names))
         listed = listed_f.result()
         known = {c.id: c for c in by_name if c is not None}
+        unknown = [s["Id"] for s in listed if s["Id"] not in known]
         found = [known[s["Id"]] for s in listed if s["Id"] in known]
-        found += _inspected(client, [s for s in listed if s["Id"] not in known])
+        found += [c for c in pool.map(_inspect, [client] * len(unknown), unknown) if c is not None]  # None: removed
         nets = nets_f.result()
         net = next((n for n in nets if n.name == net_name), None)
         if net is not None and (net.attrs.get("Labels") or {}).get(LABEL_NETWORK) != plan.name:
@@ -101,16 +102,6 @@ def _inspect(client: docker.DockerClient, ref: str) -> Container | None:
         return client.containers.prepare_model(client.api.inspect_container(ref))
     except docker.errors.NotFound:
         return None
-
-
-def _inspected(client: docker.DockerClient, summaries: list[dict[str, Any]]) -> list[Container]:
-    """Full containers for a listing's summaries, inspected side by side. One removed meanwhile is left out."""
-    if len(summaries) < 2:
-        found = [_inspect(client, s["Id"]) for s in summaries]
-    else:
-        with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(summaries))) as pool:
-            found = list(pool.map(_inspect, [client] * len(summaries), [s["Id"] for s in summaries]))
-    return [c for c in found if c is not None]
 
 
 def check_name_conflicts(client: docker.DockerClient, plan: NetworkPlan, inv: Inventory) -> None:

@@ -331,7 +331,7 @@ def observe_now(client: docker.DockerClient, plan: NetworkPlan, *, detail: bool 
         inventory = pool.submit(read_inventory, client, plan)
         # With TLS on, the plain HTTP attempt of TS-2 goes out beside the node's RPC read, not after it (each
         # is queued just before the read that waits for it, so a worker never waits on an unstarted task).
-        tls_on = bool(detail and plan.nodes and DesiredContainer(plan, plan.nodes[0]).ssl_context is not None)
+        tls_on = detail and certs.tls_enabled(plan)
         reads = {}
         for n in plan.nodes:
             plain = pool.submit(tls.plaintext_get("127.0.0.1", n.rpc_host_port)).result if tls_on else None
