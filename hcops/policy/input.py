@@ -8,12 +8,19 @@ the compose services and the node container documents for ``docker``, the Kubern
 provider creates its containers from exactly the ``dockerContainers`` documents); ``manifests="all"``
 adds every target (what ``hcops render`` writes). At 1,000 nodes the Kubernetes objects alone are 7.6 MB of
 JSON for the engine to read.
+
+Built in parts, and handed part by part to an ``InputSink`` when the caller gives one: the managed OPA
+engine sends each part to its server as soon as it is built, so that the server reads the document
+while the rest is still being built (hcops.policy.engines.opa_managed). The parts, applied in order
+(each replaces the value at its path), give exactly the returned document; ``done`` names that
+document, so that an engine can tell it from any other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hcops.plan.desired import NetworkPlan
 from hcops.render.base import Context, no_gc
@@ -40,13 +47,41 @@ def manifest_targets(plan: NetworkPlan, scope: ManifestScope = "provider") -> tu
     return _PROVIDER_TARGETS[plan.consortium.spec.provider.type]
 
 
-def build_input(plan: NetworkPlan, manifests: ManifestScope = "provider") -> dict[str, Any]:
+class InputSink(Protocol):
+    """Receives the input document part by part while it is built."""
+
+    def part(self, path: tuple[str, ...], value: Any) -> None:
+        """``value`` is the document's value at ``path`` (``()``: the document itself, replaced)."""
+
+    def done(self, document: dict[str, Any]) -> None:
+        """Every part was given; ``document`` is the document they make."""
+
+
+class _NoSink:
+    def part(self, path: tuple[str, ...], value: Any) -> None:
+        pass
+
+    def done(self, document: dict[str, Any]) -> None:
+        pass
+
+
+def build_input(plan: NetworkPlan, manifests: ManifestScope = "provider",
+                sink: InputSink | None = None) -> dict[str, Any]:
     with no_gc():
-        return _build(plan, manifest_targets(plan, manifests))
+        return _build(plan, manifest_targets(plan, manifests), sink or _NoSink())
 
 
-def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
+def _build(plan: NetworkPlan, targets: tuple[str, ...], sink: InputSink) -> dict[str, Any]:
     c = plan.consortium
+    head: dict[str, Any] = {
+        "apiVersion": c.api_version,
+        "kind": c.kind,
+        "metadata": c.metadata.model_dump(mode="json", by_alias=True),
+        "environment": plan.loaded.environment,  # for display; rules decide on the tier
+        "tier": tier.value if (tier := plan.loaded.tier) else None,
+        "spec": c.spec.model_dump(mode="json", by_alias=True),
+    }
+    sink.part((), {**head, "manifests": {}})
     ctx = Context(plan)
     docker_target = c.spec.provider.type == "docker"
 
@@ -70,6 +105,7 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
             "storage": n.storage.model_dump(mode="json", by_alias=True),
             "config": config,
         })
+    sink.part(("nodes",), nodes)
 
     organizations = []
     for i, org in enumerate(c.spec.organizations):
@@ -82,22 +118,28 @@ def _build(plan: NetworkPlan, targets: tuple[str, ...]) -> dict[str, Any]:
             "nodeCount": count.get(org.name, 0),
         })
 
-    return {
-        "apiVersion": c.api_version,
-        "kind": c.kind,
-        "metadata": c.metadata.model_dump(mode="json", by_alias=True),
-        "environment": plan.loaded.environment,  # for display; rules decide on the tier
-        "tier": tier.value if (tier := plan.loaded.tier) else None,
-        "spec": c.spec.model_dump(mode="json", by_alias=True),
-        "organizations": organizations,
-        "nodes": nodes,
-        "chain": {"validators": sum(validators.values()), "totalPower": sum(power.values()),
-                  "organizationsWithValidators": len(validators)},
-        "manifests": {
-            **({"docker": docker_compose(plan, ctx)} if "docker" in targets else {}),
-            # What `hcops apply` creates on Docker, one document per node container (hcops.render.docker_doc):
-            # the compose file above is rendered from the same documents.
-            **({"dockerContainers": docker_containers(plan, ctx)} if "docker" in targets else {}),
-            **({"kubernetes": kubernetes_objects(plan, secrets=False, ctx=ctx)} if "kubernetes" in targets else {}),
-        },
-    }
+    chain = {"validators": sum(validators.values()), "totalPower": sum(power.values()),
+             "organizationsWithValidators": len(validators)}
+    sink.part(("organizations",), organizations)
+    sink.part(("chain",), chain)
+
+    manifests: dict[str, Any] = {}
+    for key, build in _manifest_builders(plan, ctx, targets):
+        manifests[key] = build()
+        sink.part(("manifests", key), manifests[key])
+    document = {**head, "organizations": organizations, "nodes": nodes, "chain": chain, "manifests": manifests}
+    sink.done(document)
+    return document
+
+
+def _manifest_builders(plan: NetworkPlan, ctx: Context,
+                       targets: tuple[str, ...]) -> list[tuple[str, Callable[[], Any]]]:
+    builders: list[tuple[str, Callable[[], Any]]] = []
+    if "docker" in targets:
+        builders.append(("docker", lambda: docker_compose(plan, ctx)))
+        # What `hcops apply` creates on Docker, one document per node container (hcops.render.docker_doc):
+        # the compose file above is rendered from the same documents.
+        builders.append(("dockerContainers", lambda: docker_containers(plan, ctx)))
+    if "kubernetes" in targets:
+        builders.append(("kubernetes", lambda: kubernetes_objects(plan, secrets=False, ctx=ctx)))
+    return builders

@@ -13,9 +13,11 @@ from hcops.settings import Settings, resolve
 from hcops.spec.source import SourceMap, parse_yaml
 
 RUNTIME_DIR = "runtime"  # policies/runtime/: evaluated by the audit, never by the gate
-# data.hcops.* holds the built-in pack; the other two are the engines' entry module and the OPA
-# server's record of the uploaded pack (hcops.policy.engines). Users cannot write under them.
-RESERVED_ROOTS = frozenset({"hcops", "hcops_engine_entry", "hcops_engine_pack"})
+# data.hcops.* holds the built-in pack; the others are the engines' entry modules, the OPA server's
+# record of the uploaded pack and the managed server's staged input (hcops.policy.engines). Users cannot
+# write under them.
+RESERVED_ROOTS = frozenset({"hcops", "hcops_engine_entry", "hcops_engine_pack", "hcops_engine_staged",
+                            "hcops_engine_input"})
 
 
 def builtin_policy_dir(settings: Settings | None = None) -> Path:

@@ -106,9 +106,10 @@ def evaluate(plan: NetworkPlan, options: CheckOptions, engine: Engine | None = N
     owned = engine is None
     if engine is None:
         engine = make_engine(options.opa_url, engine=options.engine, limits=options.engine_limits, settings=settings)
+    sink = getattr(engine, "input_sink", None)
     try:
         return run_gate(
-            build_input(plan, options.manifests),
+            build_input(plan, options.manifests, sink() if sink is not None else None),
             policy_dirs=options.policy_dirs,
             builtin_dir=builtin_policy_dir(settings),
             data_files=options.data_files,

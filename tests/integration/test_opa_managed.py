@@ -141,6 +141,69 @@ def test_auto_starts_it_ahead_for_a_large_network_only(opa_binary: Path) -> None
         auto.close()
 
 
+def test_a_staged_document_is_evaluated_in_groups_and_a_lost_part_goes_in_the_request(opa_binary: Path) -> None:
+    policy = {**POLICY, "q.rego": 'package beta\n\nwarn contains n.name if { some n in input.nodes; n.bad }\n'}
+    engine = OpaManagedEngine(binary=opa_binary)
+    try:
+        engine.prepare(policy, {})
+        sink = engine.input_sink()
+        assert sink is not None
+        doc = {"nodes": [{"name": "n1", "bad": True}, {"name": "n2"}]}
+        sink.part((), {})
+        sink.part(("nodes",), doc["nodes"])
+        sink.done(doc)
+        staged = engine.evaluate(policy, doc, {})
+        assert engine.last_mode == "staged"
+        assert staged.comparable() == {"acme": {"deny": ['"no name"'], "warn": []},
+                                       "beta": {"deny": [], "warn": ['"n1"']}}
+        assert engine.evaluate(policy, {"name": "x", "nodes": []}, {}).comparable()["acme"]["deny"] == []
+        assert engine.last_mode == "request"  # not the staged document: sent in the request
+
+        sink.part((), {"nodes": 1})
+        sink.part(("nodes", "deeper"), "x")  # OPA refuses a path under a number: the part does not arrive
+        lost: dict[str, object] = {"nodes": []}
+        sink.done(lost)
+        assert engine.evaluate(policy, lost, {}).comparable()["acme"]["deny"] == ['"no name"']
+        assert engine.last_mode == "request"
+    finally:
+        engine.close()
+
+
+def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hcops check` with no engine flag on 300 nodes: the input goes to the server while it is built, and
+    the findings are those of `opa eval` on the whole document."""
+    from hcops.settings import Settings
+    from hcops.usecases.check import CheckOptions, check
+
+    orgs = []
+    for o in range(30):
+        nodes = "\n".join(f"      - {{name: n-{o}-{i}, role: {'validator, power: 10' if i == 0 else 'observer'}}}"
+                          for i in range(10))
+        orgs.append(f"  - name: org-{o}\n    role: provider\n    baa: {{signed: true, signedOn: 2026-01-15}}\n"
+                    f"    nodes:\n{nodes}")
+    spec = tmp_path / "network.yaml"
+    spec.write_text("apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {name: big}\nspec:\n"
+                    '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: big-1}\n  organizations:\n' + "\n".join(orgs)
+                    + "\n  provider: {type: docker}\n")
+    settings = Settings.from_env({**os.environ, "HCOPS_OPA_BIN": str(opa_binary)})
+    modes: list[str] = []
+    evaluate = OpaManagedEngine.evaluate
+
+    def spy(self: OpaManagedEngine, *args: object) -> object:
+        result = evaluate(self, *args)  # type: ignore[arg-type]
+        modes.append(self.last_mode)
+        return result
+
+    monkeypatch.setattr(OpaManagedEngine, "evaluate", spy)
+    default = check(spec, CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings))
+    assert default.report.engine == "opa-managed" and modes == ["staged"]
+    oneshot = check(spec, CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings,
+                                       engine="opa"))
+    assert oneshot.report.engine == "opa"
+    assert default.report.findings == oneshot.report.findings and default.report.findings
+
+
 def test_the_server_dies_with_hcops(opa_binary: Path, tmp_path: Path) -> None:
     """A SIGKILLed hcops leaves no server behind: the shell holding the pipe stops it."""
     script = (

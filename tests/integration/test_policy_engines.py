@@ -3,7 +3,7 @@
 OPA is the reference. The whole input corpus (policies/testdata: the examples and one variant per
 rule) goes through every engine: the embedded engine (regopy), the wasm engine (the shipped module,
 in-process), the OPA binary run one-shot, the OPA binary as a private server hcops starts and stops
-(opa-managed) and the OPA server engine; all must report
+(opa-managed, with the input in the request and staged in parts) and the OPA server engine; all must report
 the same findings. Without the OPA binary or wasmtime the tests fail under CI=true and skip elsewhere
 (`scripts/bootstrap opa python` installs them).
 """
@@ -165,6 +165,21 @@ def _ids(result: EngineResult, level: str) -> set[str]:
     return {v["id"] for pkg, lv, v in result.raw() if lv == level and isinstance(v, dict)}
 
 
+def _staged(engine: OpaManagedEngine, modules: dict[str, str], doc: dict[str, Any]) -> EngineResult:
+    """The managed server's way for a document sent in parts while it is built (as hcops.policy.input
+    sends them): the head, the nodes, each manifest."""
+    engine.prepare(modules, {})
+    sink = engine.input_sink()
+    assert sink is not None
+    sink.part((), {**{k: v for k, v in doc.items() if k not in ("nodes", "manifests")}, "manifests": {}})
+    if "nodes" in doc:
+        sink.part(("nodes",), doc["nodes"])
+    for key, value in doc.get("manifests", {}).items():
+        sink.part(("manifests", key), value)
+    sink.done(doc)
+    return engine.evaluate(modules, doc, {})
+
+
 def test_corpus_is_present() -> None:
     names = {name for name, _ in CORPUS}
     assert "example" in names, "policies/testdata/example is missing; run policies/testdata/generate.py"
@@ -185,6 +200,12 @@ def test_engines_agree_on_the_corpus(
         assert result.engine == engine_name
         assert result.comparable() == reference.comparable(), engine_name
         assert build_findings(result, rules, _no_location) == expected, engine_name
+    managed = engines["opa-managed"]
+    assert isinstance(managed, OpaManagedEngine)
+    staged = _staged(managed, modules, doc)
+    assert managed.last_mode == "staged"
+    assert staged.comparable() == reference.comparable(), "opa-managed, staged"
+    assert build_findings(staged, rules, _no_location) == expected, "opa-managed, staged"
     assert getattr(engines["wasm"], "last_source", "") == "shipped", (
         "the shipped wasm module is stale (python -m hcops.policy.engines.wasm_pack)")
     if name.startswith("HC-"):  # violations/<RULE-ID>: the variant triggers its rule

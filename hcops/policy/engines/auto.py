@@ -99,6 +99,12 @@ class AutoEngine:
             managed = self._get("opa-managed")
             managed.prepare(modules, data)  # type: ignore[attr-defined]
 
+    def input_sink(self) -> Any:
+        """The managed server's sink for the input document's parts (hcops.policy.input.InputSink), when
+        ``prepare`` started it; else None."""
+        managed = self._engines.get("opa-managed")
+        return managed.input_sink() if managed is not None else None  # type: ignore[attr-defined]
+
     def _use(self, kind: str) -> Engine:
         engine = self._get(kind)
         self._current = engine
@@ -108,6 +114,13 @@ class AutoEngine:
     def evaluate(self, modules: Mapping[str, str], input: dict[str, Any], data: dict[str, Any]) -> EngineResult:
         import orjson
 
+        sink = self.input_sink()
+        if sink is not None and sink.holds(input):  # sent to the server started by prepare while it was built
+            managed = self._use("opa-managed")
+            result: EngineResult = managed.evaluate(modules, input, data)
+            self.name = managed.name
+            return result
+
         try:
             body = orjson.dumps(input, default=str)
         except TypeError as exc:
@@ -115,7 +128,7 @@ class AutoEngine:
         kind = self.choose(modules, len(body))
         if kind == "opa" and "opa-managed" in self._engines:  # started by prepare
             managed = self._use("opa-managed")
-            result: EngineResult = managed.evaluate_json(modules, body, data, input)  # type: ignore[attr-defined]
+            result = managed.evaluate_json(modules, body, data, input)  # type: ignore[attr-defined]
             self.name = managed.name  # "opa" when the server did not start and opa eval stood in
             return result
         if kind != "wasm":

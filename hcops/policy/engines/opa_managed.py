@@ -51,6 +51,14 @@ from hcops.policy.engines.base import (
 )
 from hcops.policy.engines.limits import EngineLimitExceeded, EngineLimits
 from hcops.policy.engines.opa_local import GO_RUNTIME_MB, OpaLocalEngine, diagnostics, write_modules
+from hcops.policy.engines.opa_stage import (
+    STAGED_FILENAME,
+    Stager,
+    ask_groups,
+    package_groups,
+    staged_module,
+    staged_query,
+)
 from hcops.settings import Settings
 
 PACK_RULE = "pack"
@@ -62,6 +70,14 @@ EXITED = "exited"
 _LIFELINE = ('ulimit -v "$1" 2>/dev/null; folder=$2; shift 2; exec 3<&0; "$@" </dev/null 3<&- & child=$!; '
              '{ read -r _ <&3 || true; kill -KILL "$child" 2>/dev/null; } & watcher=$!; '
              f'wait "$child"; : > "$folder/{EXITED}"; wait "$watcher"; rm -rf "$folder"')
+
+
+def server_environment(memory_mb: int) -> dict[str, str]:
+    """The server's environment: Go's collector off below a soft limit of three quarters of the memory
+    limit. The server lives for one command and allocates a few hundred MB at 1,000 nodes; collecting
+    on the default schedule cost it a fifth of its time (bench/RESULTS.md, check). Past the soft limit
+    Go collects as usual, and the address-space limit still stops a runaway evaluation."""
+    return {**os.environ, "GOGC": "off", "GOMEMLIMIT": f"{memory_mb * 3 // 4}MiB"}
 
 
 class ServerDidNotStart(EnvironmentProblem):
@@ -108,12 +124,13 @@ class _Server:
             self.socket = str(self.folder / "opa.sock")
             log = (self.folder / "opa.log").open("wb")
             cmd = [str(binary), "run", "--server", "--addr", f"unix://{self.socket}", "--unix-socket-perm", "600",
-                   "--skip-version-check", "--log-level", "error", "--shutdown-grace-period", "0", str(modules)]
+                   "--skip-version-check", "--log-level", "error", "--shutdown-grace-period", "0",
+                   str(modules)]
             kb = (memory_mb + GO_RUNTIME_MB) * 1024
             with log:
                 self.proc = subprocess.Popen(["/bin/sh", "-c", _LIFELINE, "sh", str(kb), str(self.folder), *cmd],
                                              stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+                                             start_new_session=True, env=server_environment(memory_mb))
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
@@ -188,6 +205,9 @@ class OpaManagedEngine:
         self.limits = limits or EngineLimits()
         self._oneshot = OpaLocalEngine(self.limits, binary=binary, settings=settings)
         self._server: _Server | None = None
+        self._stager: Stager | None = None
+        self._groups: list[list[str]] = []  # the packages, grouped as the staged module asks them
+        self.last_mode = ""  # how the last evaluation went: "staged", "request" or "one-shot"
 
     @staticmethod
     def _policy(modules: Mapping[str, str]) -> tuple[dict[str, str], Any]:
@@ -204,14 +224,26 @@ class OpaManagedEngine:
             return
         self._stop()
         entry = entry_module(analysis) + f"\n{PACK_RULE} := {orjson.dumps(digest).decode()}\n"
+        self._groups = package_groups(policy, analysis)
+        staged = staged_module(analysis, digest, self._groups)
+        modules_to_serve = {**policy, ENTRY_FILENAME: entry, STAGED_FILENAME: staged}
         try:
-            self._server = _Server(self._oneshot.binary, {**policy, ENTRY_FILENAME: entry}, data, digest,
-                                   self.limits.memory_mb)
+            self._server = _Server(self._oneshot.binary, modules_to_serve, data, digest, self.limits.memory_mb)
         except OSError:  # no temporary folder, no /bin/sh, no process: the one-shot engine evaluates instead
             self._server = None
+            return
+        self._stager = Stager(self._server, min(START_TIMEOUT_S, self.limits.timeout_s))
+
+    def input_sink(self) -> Stager | None:
+        """Where the input document's parts go while it is built (hcops.policy.input.InputSink): to the
+        server started by ``prepare``; None without one."""
+        return self._stager
 
     def _stop(self) -> None:
         server, self._server = self._server, None
+        stager, self._stager = self._stager, None
+        if stager is not None:
+            stager.close()
         if server is not None:
             server.stop()
 
@@ -224,6 +256,11 @@ class OpaManagedEngine:
         self._stop()
 
     def evaluate(self, modules: Mapping[str, str], input: dict[str, Any], data: dict[str, Any]) -> EngineResult:
+        policy, analysis = self._policy(modules)
+        self.prepare(modules, data)
+        server, stager = self._server, self._stager
+        if server is not None and stager is not None and analysis.packages and stager.holds(input):
+            return self._evaluate_staged(server, analysis)
         try:
             body = orjson.dumps(input, default=str)
         except TypeError as exc:
@@ -244,21 +281,47 @@ class OpaManagedEngine:
         except ServerDidNotStart:
             self._stop()
             self.name = self._oneshot.name  # the report names the engine that evaluated
+            self.last_mode = "one-shot"
             return self._oneshot.evaluate(modules, input, data)
         left = max(self.limits.timeout_s - (time.monotonic() - started), 1.0)
         path = f"/v1/data/{ENTRY_PACKAGE}?strict-builtin-errors=true"
         try:
-            status, doc = server.request("POST", path, b'{"input":' + body + b"}", left)
-        except TimeoutError:
+            result = self._ask(server, path, b'{"input":' + body + b"}", left)
+        except BaseException:
             self._stop()
+            raise
+        if ENTRY_RULE not in result:
+            raise InvalidInput("policy evaluation with the managed OPA server returned no result")
+        self.name = type(self).name
+        self.last_mode = "request"
+        return parse_entry_result(self.name, analysis, result[ENTRY_RULE])
+
+    def _evaluate_staged(self, server: _Server, analysis: Any) -> EngineResult:
+        """The groups of packages, each in its own request, at once, on the staged document."""
+        left = max(self.limits.timeout_s, 1.0)
+        answers = ask_groups(len(self._groups), lambda g: self._ask(server, staged_query(g), b"{}", left),
+                             self._stop)
+        results: dict[str, Any] = {}
+        for answer in answers:
+            if not isinstance(answer.get("result"), Mapping):
+                raise InvalidInput("policy evaluation with the managed OPA server returned no result")
+            results.update(answer["result"])
+        self.name = type(self).name
+        self.last_mode = "staged"
+        return parse_entry_result(self.name, analysis, results)
+
+    def _ask(self, server: _Server, path: str, body: bytes, timeout: float) -> Mapping[str, Any]:
+        """The answer's ``result`` for the pack the server was started with; the engine's errors raised
+        (the caller stops the server on them)."""
+        try:
+            status, doc = server.request("POST", path, body, timeout)
+        except TimeoutError:
             raise EngineLimitExceeded(
                 f"policy evaluation exceeded the engine's time limit of {self.limits.timeout_s:g} s",
                 hint="a policy asks for too much work; simplify it, or raise the limit (--engine-timeout)") from None
         except OSError as exc:
-            detail = server.log_tail()
-            self._stop()
             raise InvalidInput(f"the managed OPA server failed during the evaluation ({type(exc).__name__}: "
-                               f"{detail}; memory limit of {self.limits.memory_mb} MB?)") from exc
+                               f"{server.log_tail()}; memory limit of {self.limits.memory_mb} MB?)") from exc
         if status >= 300 or not isinstance(doc, Mapping):
             errors = doc.get("errors") if isinstance(doc, Mapping) else None
             diags = diagnostics(errors, server.names)
@@ -268,10 +331,7 @@ class OpaManagedEngine:
         result = doc.get("result")
         if not isinstance(result, Mapping) or result.get(PACK_RULE) != server.digest:
             raise InvalidInput("the managed OPA server did not answer for the pack it was started with")
-        if ENTRY_RULE not in result:
-            raise InvalidInput("policy evaluation with the managed OPA server returned no result")
-        self.name = type(self).name
-        return parse_entry_result(self.name, analysis, result[ENTRY_RULE])
+        return result
 
     def run_tests(self, modules: Mapping[str, str], data: dict[str, Any]) -> list[TestResult]:
         return self._oneshot.run_tests(modules, data)
