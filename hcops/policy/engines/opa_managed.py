@@ -3,8 +3,10 @@
 Why: ``opa eval`` (hcops.policy.engines.opa_local) starts only once the input document is built, and then
 reads the input, loads, parses and compiles the pack, and evaluates, one after the other. Started by
 ``prepare`` as soon as the command knows it will need OPA, the server loads and compiles the pack on the
-other core while hcops still builds the input document; the evaluation is then one request, and OPA's
-server decodes a request's input at a lower cost than ``opa eval`` (bench/RESULTS.md, check).
+other core while hcops still builds the input document. The document goes to the server part by part as
+it is built, and the packages are then asked in two requests at once (hcops.policy.engines.opa_stage);
+a document that was not staged goes in one request, whose input OPA's server decodes at a lower cost
+than ``opa eval`` (bench/RESULTS.md, check).
 
 Invisible and private: the server listens on a Unix socket in a fresh 0700 temporary folder (only the
 user can reach it; no TCP port), with its modules and data in that folder, the version check off and its
