@@ -35,7 +35,9 @@ STAGE_ROOT = "hcops_engine_input"  # data root of the staged document (reserved:
 STAGED_PACKAGE = "hcops_engine_staged"
 STAGED_FILENAME = "__hcops_engine_staged__.rego"
 SWITCH_INTERVAL_S = 0.0005  # while parts are being sent (sys.setswitchinterval)
-GROUPS = 2  # requests the server answers at once: one per core of the machines hcops is measured on
+# Requests the server answers at once. Each converts the staged document once more, so groups beyond the
+# cores cost CPU and save nothing; two is what was measured (bench/RESULTS.md, check).
+GROUPS = 2
 
 
 class StagingServer(Protocol):
