@@ -107,6 +107,8 @@ def test_a_new_document_replaces_the_staged_one_and_close_restores_the_interpret
     second: dict[str, Any] = {"a": 2}
     stager.part((), second)  # a second build: the first document is no longer what the server holds
     assert not stager.holds(first)
+    assert sys.getswitchinterval() == before  # asked for another document: the build is over
+    stager.part((), second)
     stager.close()
     assert sys.getswitchinterval() == before
     assert not stager.holds(second)

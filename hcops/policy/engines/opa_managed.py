@@ -126,8 +126,7 @@ class _Server:
             self.socket = str(self.folder / "opa.sock")
             log = (self.folder / "opa.log").open("wb")
             cmd = [str(binary), "run", "--server", "--addr", f"unix://{self.socket}", "--unix-socket-perm", "600",
-                   "--skip-version-check", "--log-level", "error", "--shutdown-grace-period", "0",
-                   str(modules)]
+                   "--skip-version-check", "--log-level", "error", "--shutdown-grace-period", "0", str(modules)]
             kb = (memory_mb + GO_RUNTIME_MB) * 1024
             with log:
                 self.proc = subprocess.Popen(["/bin/sh", "-c", _LIFELINE, "sh", str(kb), str(self.folder), *cmd],

@@ -133,9 +133,9 @@ class Stager:
     def holds(self, document: dict[str, Any]) -> bool:
         """Whether ``document`` is the staged one and every part of it reached the server (waits for the
         parts still under way)."""
-        if self._document is not document or not self._sent:
-            return False
         try:
+            if self._document is not document or not self._sent:
+                return False
             for sent in self._sent:
                 sent.result()
         except Exception:  # noqa: BLE001 - any failure: the document goes in the request instead
