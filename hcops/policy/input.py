@@ -11,7 +11,7 @@ JSON for the engine to read.
 
 Built in parts, and handed part by part to an ``InputSink`` when the caller gives one: the managed OPA
 engine sends each part to its server as soon as it is built, so that the server reads the document
-while the rest is still being built (hcops.policy.engines.opa_managed). The parts, applied in order
+while the rest is still being built (hcops.policy.engines.opa_stage). The parts, applied in order
 (each replaces the value at its path), give exactly the returned document; ``done`` names that
 document, so that an engine can tell it from any other.
 """
