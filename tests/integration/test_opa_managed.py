@@ -169,12 +169,14 @@ def test_a_staged_document_is_evaluated_in_groups_and_a_lost_part_goes_in_the_re
         engine.close()
 
 
-def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`hcops check` with no engine flag on 300 nodes: the input goes to the server while it is built, and
-    the findings are those of `opa eval` on the whole document."""
+def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path, tmp_path: Path) -> None:
+    """The gate with the default engine on 300 nodes, as `hcops check` runs it (prepare, plan, evaluate):
+    the input goes to the server while it is built, and the findings are those of `opa eval` on the whole
+    document."""
+    from hcops.plan.desired import KeyMode, build_plan
     from hcops.settings import Settings
-    from hcops.usecases.check import CheckOptions, check
+    from hcops.spec.loader import load_spec
+    from hcops.usecases.check import CheckOptions, evaluate, prepare
 
     orgs = []
     for o in range(30):
@@ -184,24 +186,23 @@ def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path,
                     f"    nodes:\n{nodes}")
     spec = tmp_path / "network.yaml"
     spec.write_text("apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {name: big}\nspec:\n"
-                    '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: big-1}\n  organizations:\n' + "\n".join(orgs)
-                    + "\n  provider: {type: docker}\n")
+                    '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: big-1}\n'
+                    "  organizations:\n" + "\n".join(orgs) + "\n  provider: {type: docker}\n")
     settings = Settings.from_env({**os.environ, "HCOPS_OPA_BIN": str(opa_binary)})
-    modes: list[str] = []
-    evaluate = OpaManagedEngine.evaluate
-
-    def spy(self: OpaManagedEngine, *args: object) -> object:
-        result = evaluate(self, *args)  # type: ignore[arg-type]
-        modes.append(self.last_mode)
-        return result
-
-    monkeypatch.setattr(OpaManagedEngine, "evaluate", spy)
-    default = check(spec, CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings))
-    assert default.report.engine == "opa-managed" and modes == ["staged"]
-    oneshot = check(spec, CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings,
-                                       engine="opa"))
-    assert oneshot.report.engine == "opa"
-    assert default.report.findings == oneshot.report.findings and default.report.findings
+    options = CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings)
+    loaded = load_spec(spec)
+    auto = AutoEngine(settings=settings)
+    try:
+        prepare(auto, options, loaded, settings)
+        plan = build_plan(loaded, options.state_dir, keys=KeyMode.existing, settings=settings)
+        default = evaluate(plan, options, auto)
+        assert default.engine == "opa-managed" and auto.last_mode == "staged"
+    finally:
+        auto.close()
+    oneshot = evaluate(plan, CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings,
+                                          engine="opa"))
+    assert oneshot.engine == "opa"
+    assert default.findings == oneshot.findings and default.findings
 
 
 def test_the_server_dies_with_hcops(opa_binary: Path, tmp_path: Path) -> None:

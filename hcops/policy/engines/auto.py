@@ -105,6 +105,11 @@ class AutoEngine:
         managed = self._engines.get("opa-managed")
         return managed.input_sink() if managed is not None else None  # type: ignore[attr-defined]
 
+    @property
+    def last_mode(self) -> str:
+        """How the managed server evaluated last ("staged", "request" or "one-shot"); "" for the others."""
+        return str(getattr(self._current, "last_mode", ""))
+
     def _use(self, kind: str) -> Engine:
         engine = self._get(kind)
         self._current = engine

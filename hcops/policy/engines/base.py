@@ -148,12 +148,17 @@ def analyse(modules: Mapping[str, str]) -> Analysis:
     )
 
 
+def package_values(segs: tuple[str, ...], levels: tuple[str, ...]) -> str:
+    """The Rego object of one package's deny/warn values (an undefined rule gives ``[]``)."""
+    parts = ", ".join(f'"{lv}": [x | x := {rego_ref(segs)}.{lv}]' for lv in levels)
+    return f"{{{parts}}}"
+
+
 def entry_module(analysis: Analysis) -> str:
     """The generated module whose ``result`` holds every package's deny/warn values."""
     lines = [f"package {ENTRY_PACKAGE}", "", f"{ENTRY_RULE} := {{"]
     for name, (segs, levels) in analysis.packages.items():
-        parts = ", ".join(f'"{lv}": [x | x := {rego_ref(segs)}.{lv}]' for lv in levels)
-        lines.append(f"\t{canonical(name)}: {{{parts}}},")
+        lines.append(f"\t{canonical(name)}: {package_values(segs, levels)},")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -257,7 +257,7 @@ class OpaManagedEngine:
         self._stop()
 
     def evaluate(self, modules: Mapping[str, str], input: dict[str, Any], data: dict[str, Any]) -> EngineResult:
-        policy, analysis = self._policy(modules)
+        _, analysis = self._policy(modules)
         self.prepare(modules, data)
         server, stager = self._server, self._stager
         if server is not None and stager is not None and analysis.packages and stager.holds(input):

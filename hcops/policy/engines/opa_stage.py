@@ -20,7 +20,6 @@ way: a partial document is never evaluated.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hcops.policy.engines.base import Analysis, rego_ref
+from hcops.policy.engines.base import Analysis, canonical, package_values
 
 STAGE_ROOT = "hcops_engine_input"  # data root of the staged document (reserved: hcops.policy.sources)
 STAGED_PACKAGE = "hcops_engine_staged"
@@ -57,9 +56,7 @@ def staged_module(analysis: Analysis, digest: str, groups: list[list[str]]) -> s
     for g, names in enumerate(groups):
         members = []
         for name in names:
-            segs, levels = analysis.packages[name]
-            parts = ", ".join(f'"{lv}": [x | x := {rego_ref(segs)}.{lv}]' for lv in levels)
-            members.append(f"\t{orjson.dumps(name).decode()}: {{{parts}}},")
+            members.append(f"\t{canonical(name)}: {package_values(*analysis.packages[name])},")
         lines += ["", f"group_{g} := {{", *members, "}", "",
                   f'staged_{g} := {{"pack": pack, "result": x}} if {{',
                   f"\tx := group_{g} with input as data.{STAGE_ROOT}", "}"]
@@ -157,16 +154,8 @@ def ask_groups(count: int, ask: Callable[[int], Any], on_failure: Callable[[], N
     server, so that the requests still under way end) and that failure is raised."""
     with ThreadPoolExecutor(max_workers=max(1, count), thread_name_prefix="hcops-opa-ask") as pool:
         futures = [pool.submit(ask, i) for i in range(count)]
-        answers: list[Any] = []
         try:
-            for future in futures:
-                answers.append(future.result())
+            return [future.result() for future in futures]
         except BaseException:
             on_failure()
-            for future in futures:
-                future.cancel()
-            with contextlib.suppress(BaseException):
-                for future in futures:
-                    future.exception()
-            raise
-    return answers
+            raise  # leaving the pool waits for the requests still under way
