@@ -148,7 +148,9 @@ class Auditor:
         return breaks
 
     # ------------------------------------------------------------------ sweep
-    def run(self, emit: Event | None = None) -> Sweep:
+    def run(self, emit: Event | None = None, recorded: Callable[[Sweep], None] | None = None) -> Sweep:
+        """One sweep. ``recorded`` sees the sweep before ``audit_finished`` is emitted, so that whoever acts
+        on that event (a scrape of the watch's metrics) finds the sweep's effects already there."""
         emit = emit or (lambda _e: None)
         started = self.clock()
         sweep_id = new_sweep_id(started)
@@ -219,17 +221,7 @@ class Auditor:
             self.log.prune(self.settings.retention_days)
         if self._verified is not None and not log_break:
             self._verified = self.log.head()
-        emit(
-            {
-                "event": "audit_finished",
-                "audit_id": sweep_id,
-                "passed": report.passed,
-                "findings": len(findings),
-                "seconds": round(seconds, 3),
-                "head": records[-1].hash,
-            }
-        )
-        return Sweep(
+        sweep = Sweep(
             sweep_id,
             started,
             finished,
@@ -244,6 +236,19 @@ class Auditor:
             records_now,
             classes,
         )
+        if recorded is not None:
+            recorded(sweep)
+        emit(
+            {
+                "event": "audit_finished",
+                "audit_id": sweep_id,
+                "passed": report.passed,
+                "findings": len(findings),
+                "seconds": round(seconds, 3),
+                "head": records[-1].hash,
+            }
+        )
+        return sweep
 
     def _scan(self, obs: Observation, previous: Previous | None) -> chainscan.Scan:
         """Read the transactions committed since the previous sweep (hcops.audit.chainscan)."""

@@ -82,7 +82,10 @@ def watch(
     on_error: Callable[[HcopsError], None],
     max_sweeps: int | None = None,
     stop: threading.Event | None = None,
+    on_recorded: Callable[[Sweep], None] | None = None,
 ) -> WatchResult:
+    """Sweeps on a grid of ``interval`` seconds until stopped. ``on_recorded`` sees each sweep before its
+    ``audit_finished`` event, ``on_sweep`` after it."""
     stop = stop or threading.Event()
     result = WatchResult()
     start = time.monotonic()
@@ -93,7 +96,7 @@ def watch(
             try:
                 if backups is not None:
                     backups.tick(_tolerant(emit))  # before the sweep, so that its facts show the new backup
-                sweep = auditor.run(emit)
+                sweep = auditor.run(emit, on_recorded)
             except StopNow:
                 break
             except HcopsError as exc:  # one failed sweep (engine unreachable, ...) does not end the watch

@@ -119,10 +119,6 @@ def audit_watch(
         raise InvalidInput("--interval must be positive")
     metrics = AuditMetrics()
 
-    def recorded(sweep: Sweep) -> None:
-        metrics.observe(sweep)
-        on_sweep(sweep)
-
     try:
         with contextlib.ExitStack() as stack:
             if serve is not None:
@@ -133,10 +129,11 @@ def audit_watch(
                 auditor,
                 every,
                 emit=emit,
-                on_sweep=recorded,
+                on_sweep=on_sweep,
                 on_error=on_error,
                 max_sweeps=max_sweeps,
                 stop=stop,
+                on_recorded=metrics.observe,  # scraped after audit_finished: the sweep must be in already
             )
     finally:
         auditor.log.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -153,6 +154,26 @@ def test_watch_runs_fixed_number_of_sweeps_and_stops(plan: NetworkPlan, tmp_path
         ).sweeps
         == 0
     )
+
+
+def test_metrics_hold_the_sweep_when_its_audit_finished_event_is_out(plan: NetworkPlan, tmp_path: Path) -> None:
+    """A scrape prompted by ``audit_finished`` (the watch's JSON line) sees that sweep, not the one before."""
+    a, prov = auditor(plan, tmp_path, [NOW])
+    prov.down = {"c-val-0"}
+    metrics = AuditMetrics()
+    at_finish: list[tuple[float, set[str]]] = []
+
+    def emit(e: Mapping[str, Any]) -> None:
+        if e["event"] == "audit_finished":
+            families = {f.name: f for f in text_string_to_metric_families(metrics.text().decode())}
+            rules = {s.labels["rule"] for s in families["hcops_findings"].samples}
+            at_finish.append((families["hcops_audit_sweeps"].samples[0].value, rules))
+
+    result = watch(a, 0.01, emit=emit, on_sweep=lambda s: None, on_error=lambda e: None, max_sweeps=2,
+                   on_recorded=metrics.observe)
+    assert result.sweeps == 2
+    assert [n for n, _ in at_finish] == [1, 2]
+    assert all("HC-RT-CP1-NODE-DOWN" in rules for _, rules in at_finish)
 
 
 def test_bad_listen_address_is_input_error() -> None:
