@@ -472,8 +472,8 @@ deny contains f if {
 # METADATA
 # title: Key material in an environment variable
 # description: >-
-#   A docker service or Kubernetes container sets an environment variable whose name contains KEY
-#   or SECRET to a literal value. Environment variables leak through `docker inspect`, the API
+#   A compose service, Docker node container or Kubernetes container sets an environment variable
+#   whose name contains KEY or SECRET to a literal value. Environment variables leak through `docker inspect`, the API
 #   server, crash dumps and child processes; keys belong in Secrets or 0600 files. Names ending in
 #   _FILE, _PATH or _DIR (pointers to a mounted file) are accepted. Deny.
 # scope: rule

@@ -415,6 +415,13 @@ test_key_in_env_fires_for_list_form if {
 	"HC-AC5-KEY-IN-ENV" in td.ids(denies(doc))
 }
 
+test_key_in_env_fires_for_a_node_container if {
+	doc := patched([{"op": "add", "path": "/manifests/dockerContainers/1/env/NODE_SECRET", "value": "hunter2"}])
+	some f in td.with_id(denies(doc), "HC-AC5-KEY-IN-ENV")
+	startswith(f.resource, "manifest/docker/container/")
+	contains(f.msg, "NODE_SECRET")
+}
+
 test_key_in_env_fires_for_kubernetes if {
 	doc := patched([{
 		"op": "add", "path": "/manifests/kubernetes/4/spec/template/spec/containers/0/env/-",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,9 +174,18 @@ def check(spec_file: Path, options: CheckOptions | None = None, *, command: str 
         prepare(engine, options, loaded, settings)
         plan = build_plan(loaded, options.state_dir, keys=KeyMode.existing, settings=settings)
         report = evaluate(plan, options, engine)
-    finally:
+    except BaseException:
         engine.close()
-    recording = record(plan, report, options, command=command) if options.record else Recording()
+        raise
+    if not options.record:
+        engine.close()
+        return CheckOutcome(plan, report, Recording())
+    # A managed server takes about as long to stop (the kernel returns its memory) as the run takes to be
+    # recorded: both at once. Both are done when this returns.
+    with ThreadPoolExecutor(1, thread_name_prefix="hcops-engine-close") as pool:
+        closing = pool.submit(engine.close)
+        recording = record(plan, report, options, command=command)
+        closing.result()
     return CheckOutcome(plan, report, recording)
 
 

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,6 +170,21 @@ def test_a_staged_document_is_evaluated_in_groups_and_a_lost_part_goes_in_the_re
         engine.close()
 
 
+def _large_spec(folder: Path) -> Path:
+    """30 organizations of 10 nodes: above the size at which the default engine starts the server ahead."""
+    orgs = []
+    for o in range(30):
+        nodes = "\n".join(f"      - {{name: n-{o}-{i}, role: {'validator, power: 10' if i == 0 else 'observer'}}}"
+                          for i in range(10))
+        orgs.append(f"  - name: org-{o}\n    role: provider\n    baa: {{signed: true, signedOn: 2026-01-15}}\n"
+                    f"    nodes:\n{nodes}")
+    spec = folder / "network.yaml"
+    spec.write_text("apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {name: big}\nspec:\n"
+                    '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: big-1}\n'
+                    "  organizations:\n" + "\n".join(orgs) + "\n  provider: {type: docker}\n")
+    return spec
+
+
 def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path, tmp_path: Path) -> None:
     """The gate with the default engine on 300 nodes, as `hcops check` runs it (prepare, plan, evaluate):
     the input goes to the server while it is built, and the findings are those of `opa eval` on the whole
@@ -178,16 +194,7 @@ def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path,
     from hcops.spec.loader import load_spec
     from hcops.usecases.check import CheckOptions, evaluate, prepare
 
-    orgs = []
-    for o in range(30):
-        nodes = "\n".join(f"      - {{name: n-{o}-{i}, role: {'validator, power: 10' if i == 0 else 'observer'}}}"
-                          for i in range(10))
-        orgs.append(f"  - name: org-{o}\n    role: provider\n    baa: {{signed: true, signedOn: 2026-01-15}}\n"
-                    f"    nodes:\n{nodes}")
-    spec = tmp_path / "network.yaml"
-    spec.write_text("apiVersion: hcops/v1alpha1\nkind: Consortium\nmetadata: {name: big}\nspec:\n"
-                    '  chain: {version: "0.38.17", image: "hcops/cometbft:0.38.17", chainId: big-1}\n'
-                    "  organizations:\n" + "\n".join(orgs) + "\n  provider: {type: docker}\n")
+    spec = _large_spec(tmp_path)
     settings = Settings.from_env({**os.environ, "HCOPS_OPA_BIN": str(opa_binary)})
     options = CheckOptions(state_dir=tmp_path / "state", record=False, settings=settings)
     loaded = load_spec(spec)
@@ -203,6 +210,21 @@ def test_the_default_check_of_a_large_network_stages_its_input(opa_binary: Path,
                                           engine="opa"))
     assert oneshot.engine == "opa"
     assert default.findings == oneshot.findings and default.findings
+
+
+def test_check_returns_with_the_run_recorded_and_the_server_gone(opa_binary: Path, tmp_path: Path) -> None:
+    """`hcops check` stops the server while it records the run; both are over when it returns."""
+    from hcops.settings import Settings
+    from hcops.usecases.check import CheckOptions, check
+
+    spec = _large_spec(tmp_path)
+    settings = Settings.from_env({**os.environ, "HCOPS_OPA_BIN": str(opa_binary)})
+    folders = set(Path(tempfile.gettempdir()).glob("hcops-opa-*"))
+    outcome = check(spec, CheckOptions(state_dir=tmp_path / "state", settings=settings))
+    assert outcome.report.engine == "opa-managed" and outcome.report.findings
+    assert outcome.recording.error is None and outcome.recording.path is not None
+    assert outcome.recording.path.exists()
+    assert set(Path(tempfile.gettempdir()).glob("hcops-opa-*")) == folders  # the server's folder is removed
 
 
 def test_the_server_dies_with_hcops(opa_binary: Path, tmp_path: Path) -> None:
