@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import gc
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +25,22 @@ def test_help_lists_only_working_commands(capsys: pytest.CaptureFixture[str]) ->
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_cli(capsys, "version", "--output", "json")
     assert r.code == 0 and json.loads(r.out)["version"]
+
+
+def test_the_program_skips_the_last_collection_and_a_caller_keeps_its_collector(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = gc.get_freeze_count()
+    assert run_cli(capsys, "version").code == 0
+    assert gc.get_freeze_count() == before  # main(argv): the caller goes on, nothing frozen
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+             "sys.argv = ['hcops', 'version']\n"
+             "from hcops.cli import main\n"
+             "main()\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "frozen True"
 
 
 def test_validate_example_ok(capsys: pytest.CaptureFixture[str]) -> None:
