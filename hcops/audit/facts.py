@@ -27,7 +27,11 @@ from hcops.providers.facts import (
 )
 from hcops.spec.types import IMAGE_REF
 
-STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval
+STALL_INTERVALS = 3  # the chain must advance within 3 x blockInterval and one failed round
+# One consensus round that fails because its proposer is down: CometBFT's timeout_propose, timeout_prevote and
+# timeout_precommit at their defaults (3 s + 1 s + 1 s; hcops renders them unchanged). A chain that loses a
+# round to a missing validator is degraded (NODE-DOWN and VALIDATOR-NOT-SIGNING say so), not stalled.
+FAILED_ROUND_NS = 5_000_000_000
 # A block's BFT time is when its predecessor was committed, and nodes are read while the sweep runs: the
 # newest block's age gets this allowance on top of 3 x blockInterval.
 BLOCK_AGE_ALLOWANCE_NS = 2_000_000_000
@@ -259,8 +263,8 @@ def _chain(
         "height": height,
         "reachableNodes": len(live),
         "blockIntervalNs": interval,
-        "stallAfterNs": STALL_INTERVALS * interval,
-        "blockAgeLimitNs": STALL_INTERVALS * interval + BLOCK_AGE_ALLOWANCE_NS,
+        "stallAfterNs": STALL_INTERVALS * interval + FAILED_ROUND_NS,
+        "blockAgeLimitNs": STALL_INTERVALS * interval + FAILED_ROUND_NS + BLOCK_AGE_ALLOWANCE_NS,
         "latestBlockAgeNs": min(ages) if ages else None,
         "previous": {"sweepId": previous.sweep_id, "height": previous.height, "elapsedNs": elapsed}
         if previous

@@ -136,6 +136,9 @@ def signed_blocks(sources: Callable[[], Iterable[Source]], validators: Mapping[s
             break
         return latest if len(counted) >= min_blocks else None
 
+    # The step shows as soon as it starts, at 0: the first poll may already count blocks, and a watcher of
+    # the progress (a user, a test that stops apply at this step) should not miss where the wait began.
+    reporter.update(task, 0, min_blocks, f"from height {next_h}")
     return deadline.poll(attempt, interval, timed_out)
 
 

@@ -46,8 +46,9 @@ down_reason(n) := sprintf("RPC does not answer: %v", [n.rpc.error]) if {
 # METADATA
 # title: Chain stalled
 # description: >-
-#   No block was committed within three block intervals (or no node answers at all): the ledger is not
-#   available for its users.
+#   No block was committed within three block intervals and the timeouts of one failed consensus round
+#   (a round whose proposer is down), or no node answers at all: the ledger is not available for its
+#   users.
 # scope: rule
 # custom:
 #   id: HC-RT-CP1-CHAIN-STALLED
@@ -78,7 +79,7 @@ stall_reasons contains msg if {
 	age := lib.chain.latestBlockAgeNs
 	is_number(age)
 	age > lib.chain.blockAgeLimitNs
-	msg := sprintf("the newest block is %s old, more than 3 block intervals plus the allowance for block time lag (%s)", [lib.ns_text(age), lib.ns_text(lib.chain.blockAgeLimitNs)])
+	msg := sprintf("the newest block is %s old, more than 3 block intervals, one failed round and the allowance for block time lag (%s)", [lib.ns_text(age), lib.ns_text(lib.chain.blockAgeLimitNs)])
 }
 
 stall_reasons contains msg if {

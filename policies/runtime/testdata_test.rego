@@ -97,8 +97,8 @@ clean := {
 	],
 	"undeclared": [],
 	"chain": {
-		"height": 120, "reachableNodes": 2, "blockIntervalNs": 1000000000, "stallAfterNs": 3000000000,
-		"blockAgeLimitNs": 5000000000,
+		"height": 120, "reachableNodes": 2, "blockIntervalNs": 1000000000, "stallAfterNs": 8000000000,
+		"blockAgeLimitNs": 10000000000,
 		"latestBlockAgeNs": 400000000,
 		"previous": {"sweepId": "20261125T115930Z-0000", "height": 90, "elapsedNs": 30000000000},
 		"heightAdvanced": true, "validatorSet": live_validators, "validatorSetFrom": "a-val-0",

@@ -33,7 +33,7 @@ def test_docker_observation_becomes_provider_neutral_facts(plan: NetworkPlan) ->
     assert [v["name"] for v in doc["spec"]["validators"]] == [
         n.name for n in plan.nodes if n.node.is_validator
     ]
-    assert doc["chain"]["stallAfterNs"] == 3_000_000_000 and doc["chain"]["heightAdvanced"] is None
+    assert doc["chain"]["stallAfterNs"] == 3_000_000_000 + 5_000_000_000 and doc["chain"]["heightAdvanced"] is None
     assert "PRIVATE" not in str(doc).upper()
 
 

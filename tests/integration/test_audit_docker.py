@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import tarfile
 import threading
@@ -41,12 +40,6 @@ def _json(proc: Any) -> dict[str, Any]:
     return doc
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def net(module_network: TestNetwork) -> TestNetwork:
     module_network.hcops("apply", "--yes", check=True, timeout=600)
@@ -69,20 +62,30 @@ def test_clean_network_has_no_high_findings(net: TestNetwork) -> None:
 
 
 class Watch:
-    """`hcops audit --watch --format json` in the background; its events arrive on a queue."""
+    """`hcops audit --watch --format json` in the background; its events arrive on a queue. Its metrics server
+    binds a port the system picks (``--serve 127.0.0.1:0``): ``listen`` is the address it printed."""
 
-    def __init__(self, net: TestNetwork, interval: str, serve: str) -> None:
+    def __init__(self, net: TestNetwork, interval: str) -> None:
         self.proc = net.popen(
-            "audit", "--watch", "--interval", interval, "--format", "json", "--serve", serve
+            "audit", "--watch", "--interval", interval, "--format", "json", "--serve", "127.0.0.1:0"
         )
         self.events: Queue[dict[str, Any]] = Queue()
+        self.serving: Queue[str] = Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()  # drained, so that it never blocks
+        self.listen = self.serving.get(timeout=60)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("{"):
                 self.events.put(json.loads(line))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if line.startswith("serving /metrics and /healthz on http://"):
+                self.serving.put(line.strip().rsplit("http://", 1)[1])
 
     def until(self, predicate: Any, timeout: float) -> list[dict[str, Any]]:
         seen: list[dict[str, Any]] = []
@@ -100,10 +103,9 @@ class Watch:
 
 @pytest.fixture
 def watching(net: TestNetwork) -> Iterator[tuple[Watch, str]]:
-    listen = f"127.0.0.1:{_free_port()}"
-    w = Watch(net, "3s", listen)
+    w = Watch(net, "3s")
     try:
-        yield w, listen
+        yield w, w.listen
     finally:
         if w.proc.poll() is None:
             w.proc.kill()
@@ -116,7 +118,6 @@ def test_stopped_validator_is_found_within_two_intervals_and_clears_after_apply(
     w, listen = watching
     w.until(lambda e, _s: e["event"] == "audit_finished", timeout=60)  # the watch is up
     container(docker_engine, net, VALIDATOR).stop(timeout=10)
-    stopped_at = time.monotonic()
     finishes = 0
 
     def down_found(e: dict[str, Any], _s: list[dict[str, Any]]) -> bool:
@@ -129,8 +130,9 @@ def test_stopped_validator_is_found_within_two_intervals_and_clears_after_apply(
             and e["id"] == "HC-RT-CP1-NODE-DOWN"
         )
 
+    # Within two intervals: at most two sweeps finish before the finding (down_found). No wall-clock bound on
+    # top: a sweep that anchors while the stopped validator was to propose waits out CometBFT's round timeout.
     w.until(down_found, timeout=30)
-    assert time.monotonic() - stopped_at <= 2 * 3 + 5
     w.until(lambda e, _s: e["event"] == "audit_finished", timeout=15)
 
     text = urllib.request.urlopen(f"http://{listen}/metrics", timeout=5).read().decode()
@@ -171,7 +173,6 @@ def rogue(net: TestNetwork, docker_engine: Any) -> Iterator[Any]:
     # mounted at the image's home (CMTHOME), so the fresh volume takes the node user's ownership
     mounts = {volume.name: {"bind": "/cometbft", "mode": "rw"}}
     docker_engine.containers.run(IMAGE, ["init"], volumes=mounts, remove=True)
-    port = _free_port()
     c = docker_engine.containers.run(
         IMAGE,
         ["start", "--proxy_app", "kvstore", "--rpc.laddr", "tcp://0.0.0.0:26657"],
@@ -179,7 +180,7 @@ def rogue(net: TestNetwork, docker_engine: Any) -> Iterator[Any]:
         labels=labels,
         volumes=mounts,
         detach=True,
-        ports={"26657/tcp": ("0.0.0.0", port)},
+        ports={"26657/tcp": ("0.0.0.0", None)},  # a port Docker picks
     )
     try:
         yield c

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -67,12 +66,11 @@ def test_the_sweep_records_evidence_and_classes(net: TestNetwork) -> None:
 
 
 def test_metrics_carry_the_evidence_class(net: TestNetwork) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{s.getsockname()[1]}"
-    proc = net.popen("audit", "--watch", "--interval", "3s", "--format", "json", "--serve", listen)
+    proc = net.popen("audit", "--watch", "--interval", "3s", "--format", "json", "--serve", "127.0.0.1:0")
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        # the address bound (a port the system picked) is printed before the first sweep starts
+        listen = next(line for line in proc.stderr if line.startswith("serving /metrics")).strip().rsplit("//", 1)[1]
         for line in proc.stdout:
             if '"audit_finished"' in line:
                 break

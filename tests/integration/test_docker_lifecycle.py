@@ -60,17 +60,20 @@ def test_apply_reaches_height_with_every_validator_signing(module_network: TestN
     proc = net.hcops("apply", "--yes", check=True)
     for name in [*VALIDATORS, OBSERVER]:
         assert name in proc.stdout
-    latest = wait_height(rpc(net, 0), 5)
+    # Counted from the height apply returned at: a validator whose container started a little later than the
+    # others may miss the chain's first heights, which apply does not wait for.
+    start = max(1, rpc(net, 0).status().height)
+    latest = wait_height(rpc(net, 0), start + 8)
     addrs = addresses(net)
     full = 0
     signed = {a: 0 for a in addrs.values()}
-    for h in range(1, latest):
+    for h in range(start, latest):
         commit = rpc(net, 0).commit(h)
         full += commit.signed_by_all(addrs.values())
         for a in commit.signers:
             signed[a] = signed.get(a, 0) + 1
-    assert full >= 3, f"only {full} of heights 1..{latest - 1} signed by all validators"
-    assert all(n >= (latest - 1) * 0.6 for n in signed.values()), signed
+    assert full >= 3, f"only {full} of heights {start}..{latest - 1} signed by all validators"
+    assert all(n >= (latest - start) * 0.6 for n in signed.values()), signed
     obs = rpc(net, 4).status()
     assert not obs.catching_up and obs.height >= latest - 2 and obs.voting_power == 0
     assert len(rpc(net, 4).net_info()) >= 1
@@ -166,7 +169,7 @@ def test_rolling_update_keeps_committing(module_network: TestNetwork, docker_eng
         assert commit.height == h
         times.append(block_time(commit.time))
     worst = max((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
-    assert worst < 10, f"the chain stalled for {worst:.1f} s during the rolling update"
+    assert worst < 15, f"the chain stalled for {worst:.1f} s during the rolling update"  # two rounds lost to the node out
 
 
 def test_adding_and_removing_an_observer(module_network: TestNetwork, docker_engine: Any) -> None:

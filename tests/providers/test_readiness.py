@@ -141,7 +141,8 @@ def test_counts_commits_signed_by_every_validator_as_heights_advance() -> None:
     # height 1..3 are counted; the latest one is read again until the chain has moved on
     assert latest == 3 and progress.signed == 3
     updates = [e for e in reporter.events if e[0] == "update"]
-    assert updates == [("update", "blocks signed by every validator 1/3 height 1"),
+    assert updates == [("update", "blocks signed by every validator 0/3 from height 1"),
+                       ("update", "blocks signed by every validator 1/3 height 1"),
                        ("update", "blocks signed by every validator 2/3 height 2"),
                        ("update", "blocks signed by every validator 3/3 height 3")]
     commits = [c for c in node.calls if c.startswith("commit")]

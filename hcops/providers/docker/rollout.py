@@ -34,9 +34,9 @@ from hcops.providers.validators import ValidatorChanger, updater_for
 
 RPC_TIMEOUT = 4.0  # generous: a node on a busy host may answer slowly
 # How long a member's new nodes get to connect to the other members' running nodes before the power online is
-# judged: they dial their persistent peers at once, so a few seconds do; a member that is not up yet is not
-# waited for (it may apply days later).
-PEER_GRACE = 10.0
+# judged: they dial their persistent peers at once, so a few seconds do on an idle host, more on a busy one; a
+# member that is not up yet is not waited for (it may apply days later).
+PEER_GRACE = 15.0
 
 
 def running(c: Container | None) -> bool:
