@@ -213,6 +213,10 @@ docker_env(env) := {pair |
 
 k8s_objects := object.get(input, ["manifests", "kubernetes"], [])
 
+# The kinds pod_spec knows: asked first, a set lookup, so that the other objects (a ConfigMap and a Service
+# per node) are not put through pod_spec's three definitions.
+pod_kinds := {"Pod", "StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+
 pod_spec(obj) := obj.spec if obj.kind == "Pod"
 
 pod_spec(obj) := obj.spec.template.spec if obj.kind in {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
@@ -224,6 +228,7 @@ pod_spec(obj) := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob
 # root flag), never the whole object, which would be copied and hashed once per container.
 k8s_containers contains x if {
 	some obj in k8s_objects
+	obj.kind in pod_kinds
 	ps := pod_spec(obj)
 	resource := k8s_resource(obj)
 	psc := object.get(ps, "securityContext", {})
@@ -251,6 +256,7 @@ k8s_containers contains x if {
 # Every workload's pod template: the pod-level facts the rules read.
 k8s_pods contains x if {
 	some obj in k8s_objects
+	obj.kind in pod_kinds
 	ps := pod_spec(obj)
 	x := {
 		"kind": obj.kind,
