@@ -215,11 +215,13 @@ k8s_objects := object.get(input, ["manifests", "kubernetes"], [])
 
 # The kinds pod_spec knows: asked first, a set lookup, so that the other objects (a ConfigMap and a Service
 # per node) are not put through pod_spec's three definitions.
-pod_kinds := {"Pod", "StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+template_kinds := {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
+
+pod_kinds := template_kinds | {"Pod", "CronJob"}
 
 pod_spec(obj) := obj.spec if obj.kind == "Pod"
 
-pod_spec(obj) := obj.spec.template.spec if obj.kind in {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
+pod_spec(obj) := obj.spec.template.spec if obj.kind in template_kinds
 
 pod_spec(obj) := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob"
 

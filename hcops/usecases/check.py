@@ -177,14 +177,11 @@ def check(spec_file: Path, options: CheckOptions | None = None, *, command: str 
     except BaseException:
         engine.close()
         raise
-    if not options.record:
-        engine.close()
-        return CheckOutcome(plan, report, Recording())
     # A managed server takes about as long to stop (the kernel returns its memory) as the run takes to be
     # recorded: both at once. Both are done when this returns.
     with ThreadPoolExecutor(1, thread_name_prefix="hcops-engine-close") as pool:
         closing = pool.submit(engine.close)
-        recording = record(plan, report, options, command=command)
+        recording = record(plan, report, options, command=command) if options.record else Recording()
         closing.result()
     return CheckOutcome(plan, report, recording)
 
